@@ -1,0 +1,1 @@
+"""One module per stage. Agents stay thin: decode the event, call pure code, emit."""

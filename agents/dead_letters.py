@@ -1,0 +1,65 @@
+"""dead_letters: record every dead letter in MySQL so operators can query and act on it.
+
+The dead-letter topic itself is the durable record; this table is the searchable copy.
+A photo whose event was dead-lettered is marked ``failed`` with the reason. The sink
+waits out database outages (retries forever): a dead letter is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streams.app import app, resources, topics
+from streams.metrics import DEAD_LETTERS
+from streams.processing import SINK_RETRY, Message, Stage
+from streams.records import DeadLetter
+
+log = logging.getLogger(__name__)
+
+STAGE = "dead_letters"
+
+
+async def record_dead_letter(letter: DeadLetter) -> None:
+    db = resources.db
+    await db.execute(
+        "INSERT IGNORE INTO dead_letters (event_id, stage, error_class, error_message,"
+        " source_topic, source_partition, source_offset, image_id, original_event, failed_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'))",
+        (
+            letter.event_id,
+            letter.stage,
+            letter.error_class,
+            letter.error_message,
+            letter.source_topic,
+            letter.source_partition,
+            letter.source_offset,
+            letter.image_id,
+            letter.original_event,
+            letter.occurred_at,
+        ),
+    )
+    if letter.image_id:
+        await db.execute(
+            "UPDATE product_images SET status = 'failed', last_error = %s WHERE image_id = %s",
+            (f"{letter.stage}: {letter.error_class}: {letter.error_message}"[:2000],
+             letter.image_id),
+        )
+
+
+class DeadLetterStage(Stage[DeadLetter]):
+    """The end of the line: a dead letter this stage cannot record is logged and counted,
+    never sent back to the topic it came from (it stays there, so nothing is lost)."""
+
+    async def _dead_letter(self, message: Message, exc: Exception, attempts: int) -> None:
+        log.error("%s: cannot record %s[%s]@%s: %s: %s", self.name, message.topic,
+                  message.partition, message.offset, type(exc).__name__, exc)
+        DEAD_LETTERS.labels(self.name, type(exc).__name__).inc()
+
+
+stage = DeadLetterStage(STAGE, DeadLetter, record_dead_letter, topics.dead_letter, SINK_RETRY)
+
+
+@app.agent(topics.dead_letter, name=STAGE)
+async def dead_letters(stream):
+    await resources.ready_with_retry()
+    await stage.run(stream)

@@ -1,0 +1,1 @@
+"""Pure image code: no Kafka, no network, no files."""

@@ -1,0 +1,251 @@
+"""Upload validation by content: what a seller sent must really be a photo we can use.
+
+Pure code (bytes in, facts out). Checks, in order of cost: size, magic bytes, declared vs
+real type, header dimensions (before any pixel is decoded, so a decompression bomb is
+refused for the price of reading its header), a full decode (catches truncated files),
+and the EXIF orientation the photo should be displayed with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from streams.errors import RejectedUpload
+
+#: Formats we accept, keyed by the name ``sniff_format`` returns.
+ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
+    "jpeg": ("image/jpeg", "jpg"),
+    "png": ("image/png", "png"),
+    "webp": ("image/webp", "webp"),
+}
+
+#: Formats we recognise only to refuse them with a helpful message.
+_REFUSED_FORMATS: dict[str, str] = {
+    "gif": "GIF",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+    "heic": "HEIC/HEIF",
+    "avif": "AVIF",
+    "pdf": "PDF",
+}
+
+_DECLARED_TYPES: dict[str, str] = {
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/pjpeg": "jpeg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "image/heic": "heic",
+    "image/heif": "heic",
+    "image/avif": "avif",
+}
+
+_EXIF_ORIENTATION = 0x0112
+_MAX_FILENAME = 255
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    min_side: int
+
+
+@dataclass(frozen=True)
+class ValidatedImage:
+    """Facts about an accepted upload; width/height are as displayed (EXIF applied)."""
+
+    format: str
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    orientation: int
+    size_bytes: int
+    sha256: str
+
+    @property
+    def storage_key(self) -> str:
+        """Content-addressed key: the same bytes always land on the same object."""
+        return f"originals/{self.sha256[:2]}/{self.sha256}.{self.extension}"
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The real format of ``data`` from its magic bytes, or None when unknown."""
+    head = data[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:2] == b"BM":
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "avif"
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1"):
+            return "heic"
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    return None
+
+
+def check_filename(filename: str | None) -> str | None:
+    """Return the filename if it is a plain base name; refuse paths and control characters."""
+    if filename is None or filename == "":
+        return None
+    if (
+        len(filename) > _MAX_FILENAME
+        or "/" in filename
+        or "\\" in filename
+        or ".." in filename
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in filename)
+    ):
+        raise RejectedUpload(
+            "invalid_filename",
+            "The file name must be a plain name such as photo.jpg, without folders, '..' "
+            "or control characters.",
+            400,
+        )
+    return filename
+
+
+def validate_image(
+    data: bytes, limits: UploadLimits, declared_type: str | None = None
+) -> ValidatedImage:
+    """Validate an upload by its content; raise :class:`RejectedUpload` with a reason."""
+    size = len(data)
+    if size == 0:
+        raise RejectedUpload("empty_file", "The file is empty.", 400)
+    if size > limits.max_bytes:
+        raise RejectedUpload(
+            "file_too_large",
+            f"The file is {_mb(size)}; the limit is {_mb(limits.max_bytes)}.",
+            413,
+        )
+
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise RejectedUpload(
+            "not_an_image",
+            "The file is not an image we can read. Upload a JPEG, PNG or WebP photo.",
+            415,
+        )
+    if fmt not in ACCEPTED_FORMATS:
+        raise RejectedUpload(
+            "unsupported_format",
+            f"{_REFUSED_FORMATS[fmt]} files are not supported. "
+            "Save the photo as JPEG, PNG or WebP and upload it again.",
+            415,
+        )
+    _check_declared_type(declared_type, fmt)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
+        except Image.DecompressionBombError:
+            raise _too_many_pixels(None, None, limits) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise _corrupt(fmt) from exc
+        with image:
+            width, height = image.size
+            _check_dimensions(width, height, limits)
+            if getattr(image, "n_frames", 1) > 1:
+                raise RejectedUpload(
+                    "animated_image",
+                    "Animated images are not supported. Upload a still photo.",
+                    415,
+                )
+            orientation = _orientation(image)
+            try:
+                image.load()
+            except Image.DecompressionBombError:
+                raise _too_many_pixels(width, height, limits) from None
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise _corrupt(fmt) from exc
+
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    content_type, extension = ACCEPTED_FORMATS[fmt]
+    return ValidatedImage(
+        format=fmt,
+        content_type=content_type,
+        extension=extension,
+        width=width,
+        height=height,
+        orientation=orientation,
+        size_bytes=size,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _check_declared_type(declared_type: str | None, real: str) -> None:
+    if not declared_type:
+        return
+    declared = _DECLARED_TYPES.get(declared_type.split(";")[0].strip().lower())
+    if declared is not None and declared != real:
+        raise RejectedUpload(
+            "type_mismatch",
+            f"The file was sent as {declared.upper()} but its content is {real.upper()}. "
+            "Re-save the photo in its real format and upload it again.",
+            415,
+        )
+
+
+def _check_dimensions(width: int, height: int, limits: UploadLimits) -> None:
+    if width * height > limits.max_pixels or max(width, height) > limits.max_side:
+        raise _too_many_pixels(width, height, limits)
+    if min(width, height) < limits.min_side:
+        raise RejectedUpload(
+            "image_too_small",
+            f"The image is {width}x{height} px; each side needs at least "
+            f"{limits.min_side} px.",
+            422,
+        )
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not reject an otherwise good photo
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _too_many_pixels(width: int | None, height: int | None, limits: UploadLimits) -> RejectedUpload:
+    size = f"{width}x{height} px" if width and height else "too large"
+    return RejectedUpload(
+        "image_too_large",
+        f"The image is {size}; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
+        f"and {limits.max_side} px per side.",
+        413,
+    )
+
+
+def _corrupt(fmt: str) -> RejectedUpload:
+    return RejectedUpload(
+        "corrupt_image",
+        f"The {fmt.upper()} file is damaged or incomplete and cannot be decoded. "
+        "Upload the original photo again.",
+        422,
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"

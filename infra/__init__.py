@@ -1,0 +1,1 @@
+"""The embedded dev stack, the Bedrock emulator, and deployment files."""

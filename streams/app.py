@@ -1,0 +1,60 @@
+"""The faust app: ``faust -A streams.app worker`` (or ``imgstream worker``).
+
+Builds the app from settings, declares the topics, opens shared resources at start and
+registers the agents and web views. Agents live in ``agents/``, one module per stage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from mode import Service
+
+from streams.resources import Resources
+from streams.settings import get_settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+(settings.home / "workers").mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store=settings.store,
+    datadir=str(settings.home / "workers" / f"{settings.app_id}-{settings.web_port}"),
+    autodiscover=False,
+    web_enabled=True,
+    web_bind=settings.web_host,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.broker_session_timeout,
+    producer_max_batch_size=settings.producer_max_batch_size,
+)
+
+topics = Topics(app, settings)
+resources = Resources(settings)
+
+
+@app.service
+class SharedResources(Service):
+    """Declares topics and opens the database and store when the worker starts."""
+
+    async def on_started(self) -> None:
+        for topic in topics.all():
+            await topic.maybe_declare()
+        self.add_future(resources.ready_with_retry())
+
+    async def on_stop(self) -> None:
+        await resources.close()
+
+
+# Registration: importing these modules attaches their agents and views to ``app``.
+from agents import dead_letters  # noqa: E402,F401
+from streams import ingest, web  # noqa: E402,F401

@@ -1,0 +1,156 @@
+"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.errors import ConfigurationError, ImgstreamError
+from streams.settings import get_settings
+
+console = Console()
+
+
+def _stack_command(args: argparse.Namespace) -> int:
+    from infra.stack import Stack
+
+    stack = Stack(get_settings())
+    if args.action == "up":
+        import time
+
+        started = time.monotonic()
+        stack.up(echo=console.print)
+        console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s; "
+                      f"logs in {stack.logs_dir}")
+    elif args.action == "down":
+        stack.down(echo=console.print)
+    table = Table("part", "state", "endpoint", "pid")
+    for part in stack.status():
+        colour = "green" if part.state in ("running", "external") else "red"
+        table.add_row(part.name, f"[{colour}]{part.state}[/]", part.endpoint,
+                      str(part.pid or ""))
+    console.print(table)
+    return 0
+
+
+def _worker_command(args: argparse.Namespace) -> int:
+    """Replace this process with a faust worker of ``streams.app``."""
+    settings = get_settings()
+    if args.web_port:
+        os.environ["IMGSTREAM_WEB_PORT"] = str(args.web_port)
+    port = str(args.web_port or settings.web_port)
+    argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker",
+            "-l", args.loglevel, "--web-port", port, "--web-host", settings.web_host]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def _upload_command(args: argparse.Namespace) -> int:
+    from streams.bulk_upload import run_bulk_upload
+
+    summary = asyncio.run(run_bulk_upload(
+        paths=[Path(p) for p in args.paths],
+        api=args.api or f"http://{get_settings().web_host}:{get_settings().web_port}",
+        seller_id=args.seller,
+        sku_id=args.sku,
+        product_group_id=args.group,
+        api_key=args.api_key or os.environ.get("IMGSTREAM_API_KEY"),
+        concurrency=args.concurrency,
+        console=console,
+    ))
+    return 0 if summary.failed == 0 and summary.rejected == 0 else 1
+
+
+def _samples_command(args: argparse.Namespace) -> int:
+    from imaging.samples import generate_sample_batch
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for sample in generate_sample_batch(seed=args.seed, count=args.count):
+        (out / sample.name).write_bytes(sample.data)
+        console.print(f"{sample.name:40s} {sample.description}")
+    return 0
+
+
+def _migrate_command(args: argparse.Namespace) -> int:
+    from services.database import Database, apply_migrations
+
+    async def run() -> list[str]:
+        db = await Database.connect(get_settings())
+        try:
+            return await apply_migrations(db)
+        finally:
+            await db.close()
+
+    applied = asyncio.run(run())
+    console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    return 0
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(console, sample_count=args.count, keep_serving=not args.no_wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stack", help="embedded dev stack: up, down or status")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=_stack_command)
+
+    p = sub.add_parser("worker", help="run a faust worker (agents + HTTP API)")
+    p.add_argument("--web-port", type=int, default=None)
+    p.add_argument("-l", "--loglevel", default="info")
+    p.set_defaults(func=_worker_command)
+
+    p = sub.add_parser("upload", help="upload photos through the HTTP API, concurrently")
+    p.add_argument("paths", nargs="+", help="files or folders (searched for images)")
+    p.add_argument("--seller", required=True, help="seller id")
+    p.add_argument("--sku", default=None, help="SKU id for every file (default: file stem)")
+    p.add_argument("--group", default=None, help="product group id")
+    p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
+    p.add_argument("--api-key", default=None, help="API key (or IMGSTREAM_API_KEY)")
+    p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.set_defaults(func=_upload_command)
+
+    p = sub.add_parser("samples", help="write the generated sample photos to a folder")
+    p.add_argument("--out", default="samples")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--count", type=int, default=12)
+    p.set_defaults(func=_samples_command)
+
+    p = sub.add_parser("migrate", help="apply pending SQL migrations")
+    p.set_defaults(func=_migrate_command)
+
+    p = sub.add_parser("demo", help="stack up, start a worker, upload the sample batch")
+    p.add_argument("--count", type=int, default=12)
+    p.add_argument("--no-wait", action="store_true", help="exit after the batch")
+    p.set_defaults(func=_demo_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        return 2
+    except ImgstreamError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

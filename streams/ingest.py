@@ -1,0 +1,264 @@
+"""ingest: accept a seller's photo, store it by content hash, record it, emit ImageUploaded.
+
+``POST /api/images/upload`` (multipart: file, seller_id, sku_id, product_group_id) is
+served on the worker's web port; ``imgstream upload`` is a concurrent client of it.
+Order of effects: validate (in an executor) -> store the original (content-addressed:
+the same bytes never make a second object) -> upsert the product_images row -> emit the
+event and wait for the broker's acknowledgement -> answer. Every step is idempotent, so
+a client that retries after an error or a timeout cannot create duplicates. A rejected
+upload stores, records and emits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import faust
+from aiohttp import BodyPartReader, web
+
+from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
+from services.object_store import ObjectUri
+from streams.app import app, resources, settings, topics
+from streams.errors import PermanentError, RejectedUpload, RetryableError
+from streams.metrics import UPLOAD_SECONDS, UPLOADS
+from streams.processing import emit
+from streams.records import ImageUploaded, deterministic_id
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_FIELD_LIMIT = 1024
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    data: bytes
+    filename: str | None
+    declared_type: str | None
+    seller_id: str | None
+    sku_id: str | None
+    product_group_id: str | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event: ImageUploaded
+    duplicate: bool
+    status: str
+
+    def to_response(self) -> dict[str, Any]:
+        e = self.event
+        return {
+            "image_id": e.image_id,
+            "status": self.status,
+            "duplicate": self.duplicate,
+            "original_uri": e.original_uri,
+            "content_sha256": e.content_sha256,
+            "format": e.format,
+            "width": e.width,
+            "height": e.height,
+            "size_bytes": e.size_bytes,
+        }
+
+
+def check_identity(
+    seller_id: str | None, sku_id: str | None, product_group_id: str | None
+) -> tuple[str, str, str | None]:
+    """Validate the listing identifiers; pure, raises RejectedUpload."""
+    for field, value in (("seller_id", seller_id), ("sku_id", sku_id)):
+        if value is None or value.strip() == "":
+            raise RejectedUpload("missing_field", f"The field {field} is required.", 400)
+    checked: list[str | None] = []
+    for field, value in (
+        ("seller_id", seller_id), ("sku_id", sku_id), ("product_group_id", product_group_id)
+    ):
+        value = value.strip() if value is not None else None
+        if value in (None, ""):
+            checked.append(None)
+            continue
+        if not _ID_PATTERN.match(value):
+            raise RejectedUpload(
+                "invalid_field",
+                f"The field {field} must be 1-64 letters, digits, '.', '_', ':' or '-'.",
+                400,
+            )
+        checked.append(value)
+    return checked[0], checked[1], checked[2]  # type: ignore[return-value]
+
+
+def image_id_for(seller_id: str, sku_id: str, content_sha256: str) -> str:
+    """A listing photo is identified by who sells it, for which SKU, and its bytes."""
+    return deterministic_id("image", seller_id, sku_id, content_sha256)
+
+
+def upload_limits() -> UploadLimits:
+    return UploadLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_side=settings.max_side,
+        min_side=settings.min_side,
+    )
+
+
+async def ingest(request: UploadRequest) -> IngestResult:
+    """Validate, store, record and emit one upload (idempotent)."""
+    seller_id, sku_id, group_id = check_identity(
+        request.seller_id, request.sku_id, request.product_group_id
+    )
+    filename = check_filename(request.filename)
+    loop = asyncio.get_running_loop()
+    image: ValidatedImage = await loop.run_in_executor(
+        None, partial(validate_image, request.data, upload_limits(), request.declared_type)
+    )
+    await resources.ready()
+    uri = ObjectUri(settings.originals_bucket, image.storage_key)
+    await resources.store.put_if_absent(uri, request.data, image.content_type)
+
+    image_id = image_id_for(seller_id, sku_id, image.sha256)
+    event = ImageUploaded.new(
+        event_id=deterministic_id("ImageUploaded", image_id),
+        image_id=image_id,
+        seller_id=seller_id,
+        sku_id=sku_id,
+        product_group_id=group_id,
+        filename=filename,
+        original_uri=str(uri),
+        content_sha256=image.sha256,
+        content_type=image.content_type,
+        format=image.format,
+        size_bytes=image.size_bytes,
+        width=image.width,
+        height=image.height,
+        orientation=image.orientation,
+    )
+    inserted, status = await _record(event)
+    if inserted or status == "uploaded":
+        # Not yet picked up by the pipeline (or a previous emit may have failed):
+        # emitting again is safe, consumers are idempotent by image_id.
+        await emit(topics.uploaded, event, image_id, validate=settings.validate_events)
+    return IngestResult(event=event, duplicate=not inserted, status=status)
+
+
+async def _record(event: ImageUploaded) -> tuple[bool, str]:
+    """Insert the product_images row unless it exists; returns (inserted, status)."""
+    db = resources.db
+    affected = await db.execute(
+        "INSERT IGNORE INTO product_images (image_id, seller_id, product_group_id, sku_id,"
+        " filename, original_url, content_sha256, format, width, height, file_size_bytes,"
+        " status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'uploaded')",
+        (
+            event.image_id, event.seller_id, event.product_group_id, event.sku_id,
+            event.filename, event.original_uri, event.content_sha256, event.format,
+            event.width, event.height, event.size_bytes,
+        ),
+    )
+    if affected:
+        return True, "uploaded"
+    row = await db.fetchone(
+        "SELECT status FROM product_images WHERE image_id = %s", (event.image_id,)
+    )
+    return False, row["status"] if row else "uploaded"
+
+
+# --- HTTP ---------------------------------------------------------------------------
+
+
+def _error(code: str, reason: str, status: int) -> web.Response:
+    return web.json_response({"error": code, "reason": reason}, status=status)
+
+
+def _authorized(request: web.Request) -> bool:
+    keys = settings.api_key_set
+    if not keys:
+        return True
+    supplied = request.headers.get("X-API-Key", "")
+    auth = request.headers.get("Authorization", "")
+    if not supplied and auth.lower().startswith("bearer "):
+        supplied = auth[7:].strip()
+    return any(hmac.compare_digest(supplied.encode(), key.encode()) for key in keys)
+
+
+async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
+    """Stream the multipart body, refusing oversized files without buffering them."""
+    if request.content_length and request.content_length > max_bytes + _MULTIPART_OVERHEAD:
+        raise RejectedUpload(
+            "file_too_large",
+            f"The upload is {request.content_length / 1048576:.1f} MB; "
+            f"the limit is {max_bytes / 1048576:.1f} MB.",
+            413,
+        )
+    if not request.content_type.startswith("multipart/form-data"):
+        raise RejectedUpload(
+            "not_multipart", "Send the photo as multipart/form-data with a 'file' field.", 400
+        )
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    data: bytes | None = None
+    filename: str | None = None
+    declared: str | None = None
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            if data is not None:
+                raise RejectedUpload("multiple_files", "Send one photo per request.", 400)
+            filename = part.filename
+            declared = part.headers.get("Content-Type")
+            chunks: list[bytes] = []
+            total = 0
+            while chunk := await part.read_chunk(256 * 1024):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise RejectedUpload(
+                        "file_too_large",
+                        f"The file is larger than the limit of {max_bytes / 1048576:.1f} MB.",
+                        413,
+                    )
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        elif part.name:
+            value = await part.read(decode=True)
+            if len(value) > _FIELD_LIMIT:
+                raise RejectedUpload("invalid_field", f"The field {part.name} is too long.", 400)
+            fields[part.name] = value.decode("utf-8", "replace")
+    if data is None:
+        raise RejectedUpload("missing_file", "The request has no 'file' field.", 400)
+    return UploadRequest(
+        data=data,
+        filename=filename,
+        declared_type=declared,
+        seller_id=fields.get("seller_id"),
+        sku_id=fields.get("sku_id"),
+        product_group_id=fields.get("product_group_id"),
+    )
+
+
+@app.page("/api/images/upload")
+class UploadView(faust.web.View):
+    """POST a photo; 201 when new, 200 when the same listing photo was uploaded before."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        if not _authorized(request):
+            UPLOADS.labels("rejected", "unauthorized").inc()
+            return _error("unauthorized", "A valid API key is required (X-API-Key).", 401)
+        try:
+            upload = await read_upload(request, settings.max_upload_bytes)
+            result = await ingest(upload)
+        except RejectedUpload as exc:
+            UPLOADS.labels("rejected", exc.code).inc()
+            return _error(exc.code, exc.reason, exc.http_status)
+        except RetryableError as exc:
+            UPLOADS.labels("error", "unavailable").inc()
+            return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
+        except PermanentError as exc:
+            UPLOADS.labels("error", "internal").inc()
+            return _error("internal", str(exc), 500)
+        UPLOADS.labels("duplicate" if result.duplicate else "created", "ok").inc()
+        UPLOAD_SECONDS.observe(time.perf_counter() - started)
+        return web.json_response(result.to_response(), status=200 if result.duplicate else 201)

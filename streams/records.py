@@ -1,0 +1,220 @@
+"""Event records: one class per event of the design, mirrored by ``schemas/events/v1``.
+
+Events are plain JSON on the wire (no faust metadata) so that any consumer (kcat,
+confluent-kafka, another language) can read them; the JSON Schema of each event is the
+contract. Nested structures (metrics, steps, outputs) are dicts described by the schema.
+Image bytes never travel in events: ``*_uri`` fields are ``s3://bucket/key`` URIs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import faust
+
+SCHEMA_VERSION = "1.0"
+
+E = TypeVar("E", bound="Event")
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds, the format of every ``*_at`` field."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def deterministic_id(*parts: str) -> str:
+    """A 32-hex id derived from its parts: the same work always gets the same id."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class Event(faust.Record, abstract=True, include_metadata=False):
+    """Fields every event carries."""
+
+    #: File name (without .json) of the event's JSON Schema under schemas/events/v1.
+    schema_name = ""
+
+    event_id: str
+    event_type: str
+    schema_version: str
+    occurred_at: str
+
+    @classmethod
+    def new(cls: type[E], *, event_id: str, **fields: Any) -> E:
+        """Build an event, filling type, schema version and time."""
+        return cls(
+            event_id=event_id,
+            event_type=cls.__name__,
+            schema_version=SCHEMA_VERSION,
+            occurred_at=fields.pop("occurred_at", None) or utc_now(),
+            **fields,
+        )
+
+    @classmethod
+    def from_document(cls: type[E], document: dict[str, Any]) -> E:
+        """Build from a decoded (already schema-validated) document.
+
+        Unknown fields are ignored: producers may add fields within a major version.
+        """
+        known = cls._options.fields
+        return cls(**{k: v for k, v in document.items() if k in known})
+
+    def to_document(self) -> dict[str, Any]:
+        return self.asdict()
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_document(), separators=(",", ":"), sort_keys=True).encode()
+
+
+class ImageUploaded(Event):
+    """A seller's photo passed ingest validation and is stored (images.uploaded)."""
+
+    schema_name = "image_uploaded"
+
+    image_id: str
+    seller_id: str
+    sku_id: str
+    product_group_id: str | None
+    filename: str | None
+    original_uri: str
+    content_sha256: str
+    content_type: str
+    format: str
+    size_bytes: int
+    width: int
+    height: int
+    orientation: int
+
+
+class QualityAssessed(Event):
+    """The public quality report of one photo under one profile (images.assessed)."""
+
+    schema_name = "quality_assessed"
+
+    image_id: str
+    seller_id: str
+    sku_id: str
+    original_uri: str
+    content_sha256: str
+    profile: dict[str, Any]
+    metrics: dict[str, Any]
+    scores: dict[str, Any]
+    overall_score: float
+    tier: str
+    issues: list[str]
+    recommendations: list[dict[str, Any]]
+    assessment_ms: float
+
+
+class EnhancementPlan(Event):
+    """Ordered steps that should fix a photo (images.enhance.local when local)."""
+
+    schema_name = "enhancement_plan"
+
+    image_id: str
+    job_id: str
+    seller_id: str
+    sku_id: str
+    source_uri: str
+    content_sha256: str
+    profile: dict[str, Any]
+    tier: str
+    skip: bool
+    steps: list[dict[str, Any]]
+    estimated_cost_usd: float
+    before: dict[str, Any]
+
+
+class AIEnhancementRequested(Event):
+    """A plan with AI steps asking the budget gate for money (images.ai.requests)."""
+
+    schema_name = "ai_enhancement_requested"
+
+    request_id: str
+    budget_key: str
+    budget_day: str
+    estimated_cost_usd: float
+    plan: dict[str, Any]
+
+
+class AIEnhancementApproved(Event):
+    """A request whose estimate is reserved in the day's budget (images.ai)."""
+
+    schema_name = "ai_enhancement_approved"
+
+    request_id: str
+    reservation_id: str
+    budget_day: str
+    reserved_usd: float
+    plan: dict[str, Any]
+
+
+class ImageEnhanced(Event):
+    """Steps have been applied; the intermediate result waits for finalize (images.enhanced)."""
+
+    schema_name = "image_enhanced"
+
+    image_id: str
+    job_id: str
+    source_uri: str
+    enhanced_uri: str
+    profile: dict[str, Any]
+    steps: list[dict[str, Any]]
+    total_cost_usd: float
+    ai_used: bool
+    plan: dict[str, Any]
+
+
+class ImageCompleted(Event):
+    """A photo's final, web-ready result with before/after metrics (images.completed)."""
+
+    schema_name = "image_completed"
+
+    image_id: str
+    job_id: str
+    seller_id: str
+    sku_id: str
+    status: str
+    profile: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any] | None
+    kept_original: bool
+    kept_original_reason: str | None
+    steps: list[dict[str, Any]]
+    total_cost_usd: float
+    ai_used: bool
+    outputs: list[dict[str, Any]]
+    cdn_url: str | None
+    processing_ms: float
+
+
+class DeadLetter(Event):
+    """An event a stage could not process, with why (images.dead-letter)."""
+
+    schema_name = "dead_letter"
+
+    stage: str
+    error_class: str
+    error_message: str
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    source_key: str | None
+    image_id: str | None
+    attempts: int
+    original_event: str
+
+
+#: Every event class, for the contract tests and the schema registry.
+ALL_EVENTS: tuple[type[Event], ...] = (
+    ImageUploaded,
+    QualityAssessed,
+    EnhancementPlan,
+    AIEnhancementRequested,
+    AIEnhancementApproved,
+    ImageEnhanced,
+    ImageCompleted,
+    DeadLetter,
+)

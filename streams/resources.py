@@ -1,0 +1,76 @@
+"""Connections a worker shares between its agents and views, opened once at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.database import Database, apply_migrations
+from services.object_store import ObjectStore
+from streams.errors import RetryableError, ServiceUnavailable
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Resources:
+    """The database pool and object store, with migrations applied before first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._db: Database | None = None
+        self._store: ObjectStore | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def is_ready(self) -> bool:
+        return self._db is not None and self._store is not None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise ServiceUnavailable("database not connected yet")
+        return self._db
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            raise ServiceUnavailable("object store not initialised yet")
+        return self._store
+
+    async def ready(self) -> None:
+        """Open everything once; raises ServiceUnavailable while a service is down."""
+        if self.is_ready:
+            return
+        async with self._lock:
+            if self._store is None:
+                store = ObjectStore(self.settings)
+                await store.ensure_buckets()
+                self._store = store
+            if self._db is None:
+                db = await Database.connect(self.settings)
+                try:
+                    applied = await apply_migrations(db)
+                except BaseException:
+                    await db.close()
+                    raise
+                if applied:
+                    log.info("applied migrations: %s", ", ".join(applied))
+                self._db = db
+
+    async def ready_with_retry(self, max_delay: float = 15.0) -> None:
+        """Keep trying until every service answers (start-up while the DB is still down)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.ready()
+                return
+            except RetryableError as exc:
+                log.warning("resources not ready (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None

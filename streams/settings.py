@@ -1,0 +1,114 @@
+"""Typed settings, read once from ``IMGSTREAM_*`` environment variables.
+
+Defaults point at the embedded stack on loopback (``imgstream stack up``); production
+changes endpoints and credentials only.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("IMGSTREAM_HOME") or Path.cwd() / ".imgstream").absolute()
+
+
+class Settings(BaseSettings):
+    # Environment variables win over <home>/stack.env, where `stack up` writes the
+    # endpoints it had to choose itself (a private database port).
+    model_config = SettingsConfigDict(
+        env_prefix="IMGSTREAM_", extra="ignore", env_file=_default_home() / "stack.env"
+    )
+
+    # Where the embedded stack keeps data, logs and pid files.
+    home: Path = Field(default_factory=_default_home)
+
+    # Kafka / faust
+    kafka_bootstrap: str = "127.0.0.1:39092"
+    app_id: str = "imgstream"
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=4, ge=1)
+    store: str = "memory://"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=36066, ge=1, le=65535)
+    broker_session_timeout: float = 10.0
+    # One record per producer batch: tansu answers ListOffsets(latest) wrongly for
+    # multi-record batches, which truncates table recovery (reference/kafka-and-faust.md).
+    producer_max_batch_size: int = 1
+
+    # Object store
+    s3_endpoint: str | None = "http://127.0.0.1:38333"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "imgstream"
+    s3_secret_key: str = "imgstream-secret"
+    originals_bucket: str = "imgstream-originals"
+    enhanced_bucket: str = "imgstream-enhanced"
+
+    # CloudFront (moto server in the embedded stack)
+    cloudfront_endpoint: str | None = "http://127.0.0.1:35001"
+    cdn_domain: str = "cdn.imgstream.local"
+
+    # MySQL / MariaDB
+    db_host: str = "127.0.0.1"
+    db_port: int = 3306
+    db_user: str = "root"
+    db_password: str = ""
+    db_name: str = "imgstream"
+    db_pool_size: int = Field(default=5, ge=1)
+    # Private mariadbd started by the stack when db_host:db_port does not answer.
+    private_db_port: int = 33306
+
+    # Ingest limits
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_side: int = Field(default=12_000, ge=1)
+    min_side: int = Field(default=32, ge=1)
+    # Comma-separated API keys; empty means the upload API is open.
+    api_keys: str = ""
+
+    # Validate every emitted event against its JSON Schema before sending.
+    validate_events: bool = True
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("must be host:port")
+        return value
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    def topic_name(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_bootstrap.rpartition(":")
+        return host, int(port)
+
+    @property
+    def s3_port(self) -> int | None:
+        return urlsplit(self.s3_endpoint).port if self.s3_endpoint else None
+
+    @property
+    def cloudfront_port(self) -> int | None:
+        return urlsplit(self.cloudfront_endpoint).port if self.cloudfront_endpoint else None
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read from the environment on first use)."""
+    return Settings()
