@@ -160,7 +160,7 @@ def validate_image(
         try:
             image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
         except Image.DecompressionBombError:
-            raise _too_many_pixels(None, None, limits) from None
+            raise _too_many_pixels(*_header_size(data, fmt), limits) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise _corrupt(fmt) from exc
         with image:
@@ -218,6 +218,21 @@ def _check_dimensions(width: int, height: int, limits: UploadLimits) -> None:
             f"{limits.min_side} px.",
             422,
         )
+
+
+def _header_size(data: bytes, fmt: str) -> tuple[int | None, int | None]:
+    """Dimensions from a PNG or JPEG header, for the message when Pillow refuses a bomb."""
+    if fmt == "png" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if fmt == "jpeg":
+        i = 2
+        while i + 9 < len(data) and data[i] == 0xFF:
+            marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return (int.from_bytes(data[i + 7:i + 9], "big"),
+                        int.from_bytes(data[i + 5:i + 7], "big"))
+            i += 2 + length
+    return None, None
 
 
 def _orientation(image: Image.Image) -> int:

@@ -133,7 +133,7 @@ def _weed_command(settings: Settings, data: Path) -> list[str]:
     identities.chmod(0o600)
     # weed mini opens a dozen ports; derive them from the S3 port so that two stacks with
     # different S3 ports do not collide and nothing lands on common ports such as 8080.
-    base = port + 100
+    base = port + 1
     return [
         _bin("weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-s3.port={port}", f"-s3.config={identities}", "-master.telemetry=false",

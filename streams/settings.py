@@ -112,3 +112,9 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (read from the environment on first use)."""
     return Settings()
+
+
+def reload_settings() -> Settings:
+    """Read the environment (and stack.env) again, e.g. after ``stack up`` chose a port."""
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,103 @@
+"""``imgstream demo``: the embedded stack, one worker and the generated sample batch.
+
+What a newcomer sees: the stack starting, the worker getting ready, the samples being
+uploaded with a progress bar, then one line per sample with its image id, status and
+size as recorded in MySQL, and how to read the events with kcat. The worker keeps
+serving (upload more with ``imgstream upload``) until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from imaging.samples import generate_sample_batch
+from infra.stack import Stack
+from infra.workers import start_worker
+from streams.bulk_upload import run_bulk_upload
+from streams.settings import get_settings, reload_settings
+
+DEMO_SELLER = "demo-seller"
+
+
+def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True) -> int:
+    settings = get_settings()
+    stack = Stack(settings)
+    console.rule("[bold]1. embedded stack")
+    started = time.monotonic()
+    stack.up(echo=console.print)
+    console.print(f"stack ready in {time.monotonic() - started:.1f}s (logs: {stack.logs_dir})")
+
+    console.rule("[bold]2. worker")
+    settings = reload_settings()  # stack up may have written stack.env
+    worker = start_worker(settings.web_port, settings.logs_dir / "worker-demo.log")
+    stack.register_process(f"worker-{settings.web_port}", worker.process.pid)
+    try:
+        ready_after = worker.wait_ready()
+        console.print(f"worker ready at {worker.base_url} in {ready_after:.1f}s "
+                      f"(log: {worker.log_path})")
+
+        console.rule("[bold]3. sample batch")
+        samples_dir = settings.home / "samples"
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        for sample in generate_sample_batch(count=sample_count):
+            (samples_dir / sample.name).write_bytes(sample.data)
+        summary = asyncio.run(run_bulk_upload(
+            paths=[samples_dir], api=worker.base_url, seller_id=DEMO_SELLER, sku_id=None,
+            product_group_id="demo", api_key=next(iter(settings.api_key_set), None),
+            concurrency=4, console=console,
+        ))
+
+        console.rule("[bold]4. results")
+        rows = asyncio.run(_fetch_rows([r.body.get("image_id") for r in summary.results
+                                        if r.body.get("image_id")]))
+        table = Table("sample", "image_id", "status (MySQL)", "size", "original")
+        for result in summary.results:
+            image_id = result.body.get("image_id")
+            row = rows.get(image_id, {})
+            table.add_row(result.path.name, image_id or result.outcome,
+                          row.get("status", "-"),
+                          f"{row.get('width', '?')}x{row.get('height', '?')}",
+                          row.get("original_url", result.body.get("reason", "")))
+        console.print(table)
+        topic = settings.topic_name("images.uploaded")
+        console.print(
+            f"{len(rows)} rows in {settings.db_name}.product_images for this batch.\n"
+            f"Read the events:  scripts/kcat -b {settings.kafka_bootstrap} -C -t {topic} "
+            "-o beginning -e\n"
+            f"Metrics:          curl {worker.base_url}/metrics\n"
+            f"Upload more:      .venv/bin/imgstream upload --seller me PATH...")
+        if keep_serving:
+            console.print("[bold green]Serving.[/] Ctrl-C stops the worker; "
+                          "`.venv/bin/imgstream stack down` stops the stack.")
+            while worker.process.poll() is None:
+                time.sleep(0.5)
+            console.print(f"[red]worker exited ({worker.process.returncode})[/]; "
+                          f"see {worker.log_path}")
+            return 1
+        return 0 if summary.failed == 0 else 1
+    except KeyboardInterrupt:
+        console.print("stopping the worker...")
+        return 0
+    finally:
+        worker.stop()
+        stack.unregister_process(f"worker-{settings.web_port}")
+
+
+async def _fetch_rows(image_ids: list[str]) -> dict[str, dict]:
+    from services.database import Database
+
+    if not image_ids:
+        return {}
+    db = await Database.connect(get_settings())
+    try:
+        marks = ", ".join(["%s"] * len(image_ids))
+        rows = await db.fetchall(
+            f"SELECT image_id, status, width, height, original_url FROM product_images "
+            f"WHERE image_id IN ({marks})", image_ids)
+    finally:
+        await db.close()
+    return {row["image_id"]: row for row in rows}

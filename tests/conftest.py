@@ -1,0 +1,153 @@
+"""Session fixtures for integration and e2e tests: the real embedded stack, a real worker.
+
+Every test session works in its own namespace (topic prefix, consumer group, database,
+buckets) so it neither sees nor disturbs a demo running on the same stack. The stack is
+reused when it already runs and otherwise started here and stopped at the end; the
+namespace is removed at the end either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_WEB_PORT = int(os.environ.get("IMGSTREAM_TEST_WEB_PORT", "36166"))
+API_KEY = "test-key-1"
+
+NAMESPACE_ENV = {
+    "IMGSTREAM_HOME": os.environ.get("IMGSTREAM_HOME", str(ROOT / ".imgstream")),
+    "IMGSTREAM_TOPIC_PREFIX": f"test-{RUN_ID}.",
+    "IMGSTREAM_APP_ID": f"imgstream-test-{RUN_ID}",
+    "IMGSTREAM_DB_NAME": f"imgstream_test_{RUN_ID}",
+    "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-test-{RUN_ID}-originals",
+    "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-test-{RUN_ID}-enhanced",
+    "IMGSTREAM_API_KEYS": f"{API_KEY},test-key-2",
+    "IMGSTREAM_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+}
+
+# Facts measured by the fixtures, printed at the end of the session for the issue note.
+MEASURED: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured")
+        for key, value in MEASURED.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.fixture(scope="session")
+def settings():
+    """Settings of this session's namespace (also exported to child processes)."""
+    from streams.settings import Settings
+
+    os.environ.update(NAMESPACE_ENV)
+    from streams.settings import reload_settings
+
+    reload_settings()
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    from infra.stack import Stack
+    from streams.settings import Settings
+
+    stack = Stack(settings)
+    was_up = all(part.state in ("running", "external") for part in stack.status())
+    if not was_up:
+        started = time.monotonic()
+        stack.up(echo=lambda line: None)
+        MEASURED["stack up (cold)"] = f"{time.monotonic() - started:.2f}s"
+    fresh = Settings()  # stack up may have chosen a private database port
+    yield stack, fresh
+    asyncio.run(_drop_namespace(fresh))
+    if not was_up:
+        stack.down(echo=lambda line: None)
+
+
+async def _drop_namespace(settings) -> None:
+    import boto3
+    from confluent_kafka.admin import AdminClient
+
+    from services.database import Database
+
+    try:
+        db = await Database.connect(settings)
+        await db.execute(f"DROP DATABASE IF EXISTS `{settings.db_name}`")
+        await db.close()
+    except Exception as exc:  # cleanup must not hide test results
+        print(f"cleanup: database: {exc}")
+    s3 = boto3.resource("s3", endpoint_url=settings.s3_endpoint,
+                        aws_access_key_id=settings.s3_access_key,
+                        aws_secret_access_key=settings.s3_secret_key,
+                        region_name=settings.s3_region)
+    for name in (settings.originals_bucket, settings.enhanced_bucket):
+        try:
+            bucket = s3.Bucket(name)
+            bucket.objects.all().delete()
+            bucket.delete()
+        except Exception as exc:
+            print(f"cleanup: bucket {name}: {exc}")
+    try:
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        names = [t for t in admin.list_topics(timeout=5).topics
+                 if t.startswith(settings.topic_prefix) or t.startswith(settings.app_id)]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=10).values():
+                future.result(timeout=15)
+    except Exception as exc:
+        print(f"cleanup: topics: {exc}")
+
+
+@pytest.fixture(scope="session")
+def worker(stack):
+    from infra.workers import start_worker
+
+    _, settings = stack
+    process = start_worker(TEST_WEB_PORT, settings.logs_dir / f"worker-test-{RUN_ID}.log")
+    try:
+        ready = process.wait_ready(timeout=120)
+        MEASURED["worker start-up to healthy"] = f"{ready:.1f}s"
+        time.sleep(2)
+        rss = process.rss_mb()
+        if rss:
+            MEASURED["worker idle RSS"] = f"{rss:.0f} MB"
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture()
+def db_query(stack):
+    """Run one query against the namespace database (fresh pool per call)."""
+    from services.database import Database
+
+    _, settings = stack
+
+    def query(sql: str, args=None) -> list[dict]:
+        async def run():
+            db = await Database.connect(settings, create=False)
+            try:
+                return await db.fetchall(sql, args)
+            finally:
+                await db.close()
+
+        return asyncio.run(run())
+
+    return query
+
+
+@pytest.fixture()
+def topic_reader(stack):
+    from tests.integration.kafka_reader import read_topic
+
+    _, settings = stack
+    return lambda short, **kw: read_topic(settings, short, **kw)

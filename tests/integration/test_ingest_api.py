@@ -1,0 +1,146 @@
+"""POST /api/images/upload on a real worker, with the real broker, MariaDB and S3 server."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+import requests
+
+import schemas
+from tests import hostile_files as hf
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def upload(worker, data: bytes, filename: str = "photo.jpg", content_type: str | None = None,
+           api_key: str | None = API_KEY, **fields) -> requests.Response:
+    form = {"seller_id": "seller-1", "sku_id": "SKU-1", "product_group_id": "grp-1"}
+    form.update(fields)
+    form = {k: v for k, v in form.items() if v is not None}
+    file_tuple = (filename, data, content_type) if content_type else (filename, data)
+    headers = {"X-API-Key": api_key} if api_key else {}
+    return requests.post(worker.base_url + "/api/images/upload", data=form,
+                         files={"file": file_tuple}, headers=headers, timeout=30)
+
+
+@pytest.fixture()
+def s3(stack):
+    _, settings = stack
+    client = boto3.client("s3", endpoint_url=settings.s3_endpoint,
+                          aws_access_key_id=settings.s3_access_key,
+                          aws_secret_access_key=settings.s3_secret_key,
+                          region_name=settings.s3_region)
+
+    def keys() -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.originals_bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    client.keys = keys
+    return client
+
+
+def _uploaded_events(topic_reader, image_id: str, expect: int = 1) -> list[dict]:
+    return [json.loads(m["value"]) for m in topic_reader("uploaded", expect=expect)
+            if m["key"] == image_id.encode()]
+
+
+def test_upload_stores_records_and_emits(worker, stack, s3, db_query, topic_reader):
+    _, settings = stack
+    data = hf.photo(800, 600, seed=11)
+    response = upload(worker, data, sku_id="SKU-new")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["duplicate"] is False and body["status"] == "uploaded"
+    assert (body["width"], body["height"], body["format"]) == (800, 600, "jpeg")
+
+    key = body["original_uri"].split("/", 3)[3]
+    stored = s3.get_object(Bucket=settings.originals_bucket, Key=key)
+    assert stored["Body"].read() == data
+    assert stored["ContentType"] == "image/jpeg"
+
+    [row] = db_query("SELECT * FROM product_images WHERE image_id = %s", (body["image_id"],))
+    assert (row["seller_id"], row["sku_id"], row["product_group_id"]) == (
+        "seller-1", "SKU-new", "grp-1")
+    assert row["status"] == "uploaded" and row["content_sha256"] == body["content_sha256"]
+
+    [event] = _uploaded_events(topic_reader, body["image_id"])
+    schemas.validate_event("image_uploaded", event)
+    assert event["original_uri"] == body["original_uri"]
+    assert event["size_bytes"] == len(data)
+
+
+def test_same_bytes_twice_make_one_object(worker, s3, db_query):
+    data = hf.photo(500, 400, seed=12)
+    first = upload(worker, data, sku_id="SKU-dup")
+    second = upload(worker, data, sku_id="SKU-dup")
+    other_listing = upload(worker, data, sku_id="SKU-dup-2")
+    assert (first.status_code, second.status_code, other_listing.status_code) == (201, 200, 201)
+    assert second.json()["duplicate"] is True
+    assert first.json()["image_id"] == second.json()["image_id"]
+    assert other_listing.json()["image_id"] != first.json()["image_id"]
+    sha = first.json()["content_sha256"]
+    assert [k for k in s3.keys() if sha in k] == [f"originals/{sha[:2]}/{sha}.jpg"]
+    rows = db_query("SELECT image_id FROM product_images WHERE content_sha256 = %s", (sha,))
+    assert len(rows) == 2  # two listings share one stored object
+
+
+def test_exif_orientation_is_recorded(worker, topic_reader):
+    response = upload(worker, hf.photo(320, 200, seed=13, exif_orientation=6), sku_id="SKU-rot")
+    assert response.status_code == 201
+    assert (response.json()["width"], response.json()["height"]) == (200, 320)
+    [event] = _uploaded_events(topic_reader, response.json()["image_id"])
+    assert event["orientation"] == 6
+
+
+BAD_UPLOADS = [
+    ("empty", dict(data=b""), 400, "empty_file"),
+    ("text renamed .jpg", dict(data=hf.text_as_jpg()), 415, "not_an_image"),
+    ("truncated jpeg", dict(data=hf.truncated_jpeg()), 422, "corrupt_image"),
+    ("png bomb 50000x50000", dict(data=hf.png_bomb_header(), filename="bomb.png"), 413,
+     "image_too_large"),
+    ("gif", dict(data=hf.gif(), filename="a.gif"), 415, "unsupported_format"),
+    ("over byte limit", dict(data=b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024)), 413,
+     "file_too_large"),
+    ("path traversal filename", dict(data=hf.photo(seed=14), filename="../../etc/passwd"),
+     400, "invalid_filename"),
+    ("missing seller_id", dict(data=hf.photo(seed=15), seller_id=None), 400, "missing_field"),
+    ("wrong api key", dict(data=hf.photo(seed=16), api_key="wrong"), 401, "unauthorized"),
+    ("no api key", dict(data=hf.photo(seed=17), api_key=None), 401, "unauthorized"),
+    ("declared png, real jpeg", dict(data=hf.photo(seed=18), content_type="image/png"), 415,
+     "type_mismatch"),
+]
+
+
+@pytest.mark.parametrize("kwargs,status,code", [b[1:] for b in BAD_UPLOADS],
+                         ids=[b[0] for b in BAD_UPLOADS])
+def test_bad_uploads_are_refused_and_leave_nothing(worker, s3, db_query, topic_reader,
+                                                   kwargs, status, code):
+    objects_before = set(s3.keys())
+    rows_before = db_query("SELECT COUNT(*) AS n FROM product_images")[0]["n"]
+    events_before = len(topic_reader("uploaded"))
+
+    response = upload(worker, **kwargs)
+
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code and len(body["reason"]) > 10
+    assert set(s3.keys()) == objects_before
+    assert db_query("SELECT COUNT(*) AS n FROM product_images")[0]["n"] == rows_before
+    assert len(topic_reader("uploaded")) == events_before
+
+
+def test_health_and_metrics(worker):
+    health = requests.get(worker.base_url + "/api/health", timeout=10).json()
+    assert health == {"status": "ok", "checks": {"database": "ok", "object_store": "ok",
+                                                 "broker": "ok"}}
+    upload(worker, hf.photo(seed=19), sku_id="SKU-metrics")
+    upload(worker, b"", sku_id="SKU-metrics")
+    text = requests.get(worker.base_url + "/metrics", timeout=10).text
+    assert 'imgstream_uploads_total{code="ok",outcome="created"}' in text
+    assert 'imgstream_uploads_total{code="empty_file",outcome="rejected"}' in text
+    assert "imgstream_upload_seconds_bucket" in text
+    assert 'imgstream_events_emitted_total{event_type="ImageUploaded"}' in text

@@ -1,0 +1,41 @@
+import pytest
+
+from streams.errors import RejectedUpload
+from streams.settings import Settings
+
+
+def test_identity_is_checked():
+    from streams.ingest import check_identity
+
+    assert check_identity(" s1 ", "SKU-1", "") == ("s1", "SKU-1", None)
+    for seller, sku, code in [(None, "k", "missing_field"), ("s", "  ", "missing_field"),
+                              ("s/../x", "k", "invalid_field"), ("s", "k" * 65, "invalid_field")]:
+        with pytest.raises(RejectedUpload) as info:
+            check_identity(seller, sku, None)
+        assert info.value.code == code
+
+
+def test_image_id_is_deterministic_and_distinguishes_listings():
+    from streams.ingest import image_id_for
+
+    a = image_id_for("s1", "k1", "a" * 64)
+    assert a == image_id_for("s1", "k1", "a" * 64)
+    assert len({a, image_id_for("s1", "k2", "a" * 64), image_id_for("s2", "k1", "a" * 64)}) == 3
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("IMGSTREAM_API_KEYS", " k1, k2 ,,")
+    monkeypatch.setenv("IMGSTREAM_TOPIC_PREFIX", "t1.")
+    monkeypatch.setenv("IMGSTREAM_KAFKA_BOOTSTRAP", "10.0.0.1:9093")
+    s = Settings()
+    assert s.api_key_set == {"k1", "k2"}
+    assert s.topic_name("images.uploaded") == "t1.images.uploaded"
+    assert s.kafka_host_port == ("10.0.0.1", 9093)
+
+
+def test_bad_settings_fail_with_the_field(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("IMGSTREAM_KAFKA_BOOTSTRAP", "nohost")
+    with pytest.raises(ValidationError, match="kafka_bootstrap"):
+        Settings()
