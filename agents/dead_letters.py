@@ -24,7 +24,8 @@ async def record_dead_letter(letter: DeadLetter) -> None:
     await db.execute(
         "INSERT IGNORE INTO dead_letters (event_id, stage, error_class, error_message,"
         " source_topic, source_partition, source_offset, image_id, original_event, failed_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'))",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'))",
         (
             letter.event_id,
             letter.stage,

@@ -18,6 +18,7 @@ Parts:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -375,17 +376,13 @@ def _terminate(pid: int) -> None:
         if not _alive(pid):
             break
     _reap(pid)
-    try:  # stragglers of the group outlive their leader otherwise
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)  # stragglers of the group outlive their leader otherwise
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -5,6 +5,7 @@ Used by the demo and by the integration tests, which run the real worker command
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,10 +59,8 @@ class WorkerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         """Stop the worker (SIGTERM: graceful; SIGKILL: a crash)."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

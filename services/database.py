@@ -22,6 +22,7 @@ from streams.settings import Settings
 
 # Client/server error codes that mean "try again later".
 _TRANSIENT_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
+_UNKNOWN_DATABASE = 1049
 _MIGRATION_LOCK = "imgstream_migrations"
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
@@ -46,7 +47,15 @@ class Database:
             connect_timeout=5,
         )
         async with _wrapped("connect"):
-            if create:
+            try:
+                pool = await asyncmy.create_pool(
+                    minsize=1, maxsize=settings.db_pool_size, db=settings.db_name, **params
+                )
+            except OperationalError as exc:
+                if not (create and exc.args and exc.args[0] == _UNKNOWN_DATABASE):
+                    raise
+                # Only a missing database is created here: a production user that owns an
+                # existing database needs no global CREATE privilege.
                 conn = await asyncmy.connect(**params)
                 try:
                     async with conn.cursor() as cur:
@@ -56,9 +65,9 @@ class Database:
                         )
                 finally:
                     await conn.ensure_closed()
-            pool = await asyncmy.create_pool(
-                minsize=1, maxsize=settings.db_pool_size, db=settings.db_name, **params
-            )
+                pool = await asyncmy.create_pool(
+                    minsize=1, maxsize=settings.db_pool_size, db=settings.db_name, **params
+                )
         return cls(pool, settings.db_name)
 
     async def close(self) -> None:

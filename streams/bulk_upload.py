@@ -92,7 +92,7 @@ async def upload_one(
                 except ValueError:
                     body = {"reason": (await response.text())[:200]}
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             last = UploadOutcome(path, "failed", None, {"reason": str(exc) or type(exc).__name__},
                                  attempt)
         else:

@@ -110,14 +110,14 @@ class Stage(Generic[E]):
     async def run(self, stream: faust.StreamT) -> None:
         """Consume ``stream`` forever; one bad message never stops the loop."""
         async for event in stream.events():
-            message = Message(
+            # Topics use the raw serializer (streams.topics): key and value are bytes.
+            await self.process(Message(
                 topic=event.message.topic,
                 partition=event.message.partition,
                 offset=event.message.offset,
-                key=event.key if isinstance(event.key, bytes | None) else str(event.key).encode(),
-                value=event.value if isinstance(event.value, bytes) else json.dumps(event.value).encode(),
-            )
-            await self.process(message)
+                key=event.key,
+                value=event.value,
+            ))
 
     async def process(self, message: Message) -> str:
         """Handle one message; returns the outcome ("ok" or "dead_lettered")."""

@@ -94,6 +94,8 @@ async def _drop_namespace(settings) -> None:
             bucket = s3.Bucket(name)
             bucket.objects.all().delete()
             bucket.delete()
+        except s3.meta.client.exceptions.NoSuchBucket:
+            pass
         except Exception as exc:
             print(f"cleanup: bucket {name}: {exc}")
     try:

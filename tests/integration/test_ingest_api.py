@@ -83,7 +83,7 @@ def test_same_bytes_twice_make_one_object(worker, s3, db_query):
     assert first.json()["image_id"] == second.json()["image_id"]
     assert other_listing.json()["image_id"] != first.json()["image_id"]
     sha = first.json()["content_sha256"]
-    assert [k for k in s3.keys() if sha in k] == [f"originals/{sha[:2]}/{sha}.jpg"]
+    assert [k for k in s3 if sha in k] == [f"originals/{sha[:2]}/{sha}.jpg"]
     rows = db_query("SELECT image_id FROM product_images WHERE content_sha256 = %s", (sha,))
     assert len(rows) == 2  # two listings share one stored object
 

@@ -60,7 +60,7 @@ async def test_poison_goes_to_dead_letters_with_reason(value, error_class):
     topic = RecordingTopic()
     stage = Stage("test", ImageUploaded, handle, topic, FAST)
     assert await stage.process(_message(value)) == "dead_lettered"
-    [(key, sent)] = topic.sent
+    [(_key, sent)] = topic.sent
     letter = json.loads(sent)
     schemas.validate_event("dead_letter", letter)
     assert letter["stage"] == "test" and letter["error_class"] == error_class
