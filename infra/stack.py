@@ -163,7 +163,8 @@ def _mariadb_command(settings: Settings, data: Path) -> list[str]:
     if not (datadir / "mysql").exists():
         installer = shutil.which("mariadb-install-db") or "mariadb-install-db"
         subprocess.run(
-            [installer, f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+            [installer, "--no-defaults", f"--datadir={datadir}",
+             "--auth-root-authentication-method=normal",
              "--skip-test-db", "--user=" + _user()],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
@@ -280,27 +281,30 @@ class Stack:
         pid_file.unlink(missing_ok=True)
         data = self.data_dir / part.name
         data.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
         log_path = self.logs_dir / f"{part.name}.log"
-        with log_path.open("ab") as log:
-            log.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                part.command(self.settings, data), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=data, start_new_session=True,
-            )
-        pid_file.write_text(str(process.pid))
-        if not self._wait_healthy(part, part.start_timeout, process):
-            tail = _tail(log_path)
+        started = time.monotonic()
+        for attempt in (1, 2):  # a second try covers a port still held by a dying process
+            with log_path.open("ab") as log:
+                log.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+                log.flush()
+                process = subprocess.Popen(
+                    part.command(self.settings, data), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=data, start_new_session=True,
+                )
+            pid_file.write_text(str(process.pid))
+            if self._wait_healthy(part, part.start_timeout / 2, process):
+                echo(f"{part.name}: started at {part.endpoint(self.settings)} "
+                     f"(pid {process.pid}, {time.monotonic() - started:.1f}s)")
+                return PartStatus(part.name, "running", part.endpoint(self.settings),
+                                  process.pid)
             _terminate(process.pid)
             pid_file.unlink(missing_ok=True)
-            raise ConfigurationError(
-                f"{part.name} did not become healthy at {part.endpoint(self.settings)} within "
-                f"{part.start_timeout:.0f}s (is the port taken?). Log {log_path}:\n{tail}"
-            )
-        echo(f"{part.name}: started at {part.endpoint(self.settings)} (pid {process.pid}, "
-             f"{time.monotonic() - started:.1f}s)")
-        return PartStatus(part.name, "running", part.endpoint(self.settings), process.pid)
+            if attempt == 1:
+                time.sleep(1.0)
+        raise ConfigurationError(
+            f"{part.name} did not become healthy at {part.endpoint(self.settings)} (is the "
+            f"port taken?). Log {log_path}:\n{_tail(log_path)}"
+        )
 
     def _wait_healthy(self, part: Part, timeout: float,
                       process: subprocess.Popen | None = None) -> bool:

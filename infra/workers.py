@@ -25,6 +25,7 @@ class WorkerProcess:
     web_port: int
     log_path: Path
     started_at: float
+    log_offset: int = 0  # where this run's output starts in an appended log
 
     @property
     def base_url(self) -> str:
@@ -56,6 +57,24 @@ class WorkerProcess:
         raise TimeoutError(f"worker on port {self.web_port} not healthy after {timeout:.0f}s; "
                            f"see {self.log_path}")
 
+    def wait_log(self, marker: str, timeout: float = 90.0) -> float:
+        """Block until ``marker`` appears in the worker's log; returns seconds since start.
+
+        faust logs "[^Worker]: Ready" once agents have joined their consumer group, which
+        is later than the web API answering.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)
+                found = marker.encode() in log.read()
+            if found:
+                return time.monotonic() - self.started_at
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{marker!r} not in {self.log_path} after {timeout:.0f}s")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         """Stop the worker (SIGTERM: graceful; SIGKILL: a crash)."""
         if self.process.poll() is None:
@@ -85,10 +104,11 @@ def start_worker(web_port: int, log_path: Path, env: Mapping[str, str] | None = 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {}), "IMGSTREAM_WEB_PORT": str(web_port)}
     with log_path.open("ab") as log:
+        offset = log.tell()
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--web-port", str(web_port),
              "-l", loglevel],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
             start_new_session=True,
         )
-    return WorkerProcess(process, web_port, log_path, time.monotonic())
+    return WorkerProcess(process, web_port, log_path, time.monotonic(), offset)

@@ -30,20 +30,20 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
 
     # Kafka / faust
-    kafka_bootstrap: str = "127.0.0.1:39092"
+    kafka_bootstrap: str = "127.0.0.1:19092"
     app_id: str = "imgstream"
     topic_prefix: str = ""
     topic_partitions: int = Field(default=4, ge=1)
     store: str = "memory://"
     web_host: str = "127.0.0.1"
-    web_port: int = Field(default=36066, ge=1, le=65535)
+    web_port: int = Field(default=16066, ge=1, le=65535)
     broker_session_timeout: float = 10.0
     # One record per producer batch: tansu answers ListOffsets(latest) wrongly for
     # multi-record batches, which truncates table recovery (reference/kafka-and-faust.md).
     producer_max_batch_size: int = 1
 
     # Object store
-    s3_endpoint: str | None = "http://127.0.0.1:38333"
+    s3_endpoint: str | None = "http://127.0.0.1:18333"
     s3_region: str = "us-east-1"
     s3_access_key: str = "imgstream"
     s3_secret_key: str = "imgstream-secret"
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     enhanced_bucket: str = "imgstream-enhanced"
 
     # CloudFront (moto server in the embedded stack)
-    cloudfront_endpoint: str | None = "http://127.0.0.1:35001"
+    cloudfront_endpoint: str | None = "http://127.0.0.1:15001"
     cdn_domain: str = "cdn.imgstream.local"
 
     # MySQL / MariaDB
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     db_name: str = "imgstream"
     db_pool_size: int = Field(default=5, ge=1)
     # Private mariadbd started by the stack when db_host:db_port does not answer.
-    private_db_port: int = 33306
+    private_db_port: int = 13306
 
     # Ingest limits
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)

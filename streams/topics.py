@@ -99,9 +99,3 @@ class Topics:
 
     def all(self) -> list[faust.TopicT]:
         return list(self._topics.values())
-
-    def spec_of(self, topic: faust.TopicT) -> TopicSpec:
-        for short, candidate in self._topics.items():
-            if candidate is topic:
-                return self.specs[short]
-        raise KeyError(topic)

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
-TEST_WEB_PORT = int(os.environ.get("IMGSTREAM_TEST_WEB_PORT", "36166"))
+TEST_WEB_PORT = int(os.environ.get("IMGSTREAM_TEST_WEB_PORT", "16166"))
 API_KEY = "test-key-1"
 
 NAMESPACE_ENV = {
@@ -116,8 +116,9 @@ def worker(stack):
     _, settings = stack
     process = start_worker(TEST_WEB_PORT, settings.logs_dir / f"worker-test-{RUN_ID}.log")
     try:
-        ready = process.wait_ready(timeout=120)
-        MEASURED["worker start-up to healthy"] = f"{ready:.1f}s"
+        healthy = process.wait_ready(timeout=120)
+        ready = process.wait_log("[^Worker]: Ready", timeout=120)
+        MEASURED["worker start-up: API healthy / agents ready"] = f"{healthy:.1f}s / {ready:.1f}s"
         time.sleep(2)
         rss = process.rss_mb()
         if rss:

@@ -25,7 +25,7 @@ from tests.integration.test_stack import _processes_mentioning
 
 pytestmark = pytest.mark.e2e
 
-DEMO_PORT = 36266
+DEMO_PORT = 16266
 
 
 @pytest.fixture()

@@ -33,9 +33,9 @@ def _processes_mentioning(text: str) -> list[int]:
 def private_stack(tmp_path, stack):
     settings = Settings(
         home=tmp_path / "home",
-        kafka_bootstrap="127.0.0.1:39192",
-        s3_endpoint="http://127.0.0.1:38433",
-        cloudfront_endpoint="http://127.0.0.1:35101",
+        kafka_bootstrap="127.0.0.1:19192",
+        s3_endpoint="http://127.0.0.1:18433",
+        cloudfront_endpoint="http://127.0.0.1:15101",
     )
     private = Stack(settings)
     yield private
@@ -67,7 +67,37 @@ def test_up_is_idempotent_recovers_from_a_crash_and_down_leaves_nothing(private_
     private_stack.down(echo=lines.append)
     time.sleep(0.5)
     assert _processes_mentioning(home) == []
-    assert _processes_mentioning("127.0.0.1:39192") == []
-    assert _processes_mentioning("-p 35101") == []
+    assert _processes_mentioning("127.0.0.1:19192") == []
+    assert _processes_mentioning("-p 15101") == []
     assert all(s.state in ("stopped", "external") for s in private_stack.status())
     print(f"private stack cold up: {cold:.2f}s")
+
+
+def test_private_mariadb_when_no_database_answers(tmp_path, stack):
+    import asyncio
+
+    from services.database import Database
+
+    settings = Settings(
+        home=tmp_path / "home", kafka_bootstrap="127.0.0.1:19192",
+        s3_endpoint="http://127.0.0.1:18433", cloudfront_endpoint="http://127.0.0.1:15101",
+        db_port=1, private_db_port=13406,
+    )
+    private = Stack(settings)
+    try:
+        statuses = {s.name: s for s in private.up(echo=lambda _: None)}
+        assert statuses["mariadb"].state == "running"
+        assert "IMGSTREAM_DB_PORT=13406" in private.env_file.read_text()
+
+        async def select_one():
+            db = await Database.connect(settings.model_copy(update={"db_port": 13406}))
+            try:
+                return await db.fetchone("SELECT 1 AS ok")
+            finally:
+                await db.close()
+
+        assert asyncio.run(select_one()) == {"ok": 1}
+    finally:
+        private.down(echo=lambda _: None)
+    assert _processes_mentioning("--port=13406") == []
+    assert not private.env_file.exists()
