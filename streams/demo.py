@@ -9,6 +9,7 @@ serving (upload more with ``imgstream upload``) until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 from rich.console import Console
@@ -23,7 +24,15 @@ from streams.settings import get_settings, reload_settings
 DEMO_SELLER = "demo-seller"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True) -> int:
+    # Ctrl-C and `kill` both stop the worker cleanly, even when started from a script
+    # that left SIGINT ignored (background jobs of a non-interactive shell).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = get_settings()
     stack = Stack(settings)
     console.rule("[bold]1. embedded stack")
@@ -54,15 +63,16 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         console.rule("[bold]4. results")
         rows = asyncio.run(_fetch_rows([r.body.get("image_id") for r in summary.results
                                         if r.body.get("image_id")]))
-        table = Table("sample", "image_id", "status (MySQL)", "size", "original")
+        table = Table("sample", "status (MySQL)", "size", "image_id")
         for result in summary.results:
             image_id = result.body.get("image_id")
             row = rows.get(image_id, {})
-            table.add_row(result.path.name, image_id or result.outcome,
-                          row.get("status", "-"),
+            table.add_row(result.path.name, row.get("status", result.outcome),
                           f"{row.get('width', '?')}x{row.get('height', '?')}",
-                          row.get("original_url", result.body.get("reason", "")))
+                          (image_id or result.body.get("reason", ""))[:12])
         console.print(table)
+        console.print(f"Originals are in s3://{settings.originals_bucket}/originals/ "
+                      "under their content hash.")
         topic = settings.topic_name("images.uploaded")
         console.print(
             f"{len(rows)} rows in {settings.db_name}.product_images for this batch.\n"
