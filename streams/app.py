@@ -11,6 +11,8 @@ import logging
 import faust
 from mode import Service
 
+from profiles import load_profile
+from streams.errors import ConfigurationError
 from streams.resources import Resources
 from streams.settings import get_settings
 from streams.topics import Topics
@@ -18,6 +20,11 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 
 settings = get_settings()
+try:
+    # A malformed profile stops the worker here, naming the field and the reason.
+    profile = load_profile(settings.profile, settings.profiles_dir)
+except ConfigurationError as exc:
+    raise SystemExit(f"imgstream: {exc}") from None
 (settings.home / "workers").mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
@@ -56,5 +63,5 @@ class SharedResources(Service):
 
 
 # Registration: importing these modules attaches their agents and views to ``app``.
-from agents import dead_letters  # noqa: E402,F401
+from agents import assess, dead_letters  # noqa: E402,F401
 from streams import ingest, web  # noqa: E402,F401

@@ -105,6 +105,7 @@ class QualityAssessed(Event):
     tier: str
     issues: list[str]
     recommendations: list[dict[str, Any]]
+    subject: dict[str, Any]
     assessment_ms: float
 
 

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # Comma-separated API keys; empty means the upload API is open.
     api_keys: str = ""
 
+    # Quality assessment
+    profile: str = "default"
+    # Extra folder searched first for <profile>.toml (operators' own profiles).
+    profiles_dir: Path | None = None
+    # Threads for image work (decode, metrics, BRISQUE); OpenCV and numpy release the GIL.
+    image_threads: int = Field(default=2, ge=1, le=64)
+
     # Validate every emitted event against its JSON Schema before sending.
     validate_events: bool = True
 

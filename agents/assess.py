@@ -1,0 +1,74 @@
+"""assess: every uploaded photo gets a quality report (images.uploaded -> images.assessed).
+
+Fetch the original, check it is the content the event names, run ``assess_quality`` in
+the image thread pool (never on the event loop), record the `before` metrics and status
+`analyzed` in MySQL, emit the public ``QualityAssessed`` event. A missing object or an
+undecodable image is dead-lettered with the reason; store and database outages are
+retried. The event id is derived from (image, profile name, version): reprocessing the
+same photo under the same profile is recognisably the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+from imaging.assessment import QualityReport, assess_quality
+from services.object_store import ObjectUri
+from services.quality_records import save_assessment
+from streams.app import app, profile, resources, settings, topics
+from streams.errors import PermanentError
+from streams.processing import Stage, emit
+from streams.records import ImageUploaded, QualityAssessed, deterministic_id
+
+STAGE = "assess"
+
+image_pool = ThreadPoolExecutor(max_workers=settings.image_threads,
+                                thread_name_prefix="assess")
+
+
+def build_event(uploaded: ImageUploaded, report: QualityReport) -> QualityAssessed:
+    judgement = report.judgement
+    metrics = {k: (round(v, 4) if isinstance(v, float) else v)
+               for k, v in report.metrics.as_dict().items()}
+    metrics["working_scale"] = round(report.working_scale, 4)
+    return QualityAssessed.new(
+        event_id=deterministic_id("QualityAssessed", uploaded.image_id, profile.name,
+                                  profile.version),
+        image_id=uploaded.image_id,
+        seller_id=uploaded.seller_id,
+        sku_id=uploaded.sku_id,
+        original_uri=uploaded.original_uri,
+        content_sha256=uploaded.content_sha256,
+        profile=profile.ref,
+        metrics=metrics,
+        scores=judgement.scores,
+        overall_score=judgement.overall_score,
+        tier=judgement.tier,
+        issues=judgement.issues,
+        recommendations=[r.as_dict() for r in judgement.recommendations],
+        subject=report.subject,
+        assessment_ms=round(report.elapsed_ms, 2),
+    )
+
+
+async def assess_uploaded(uploaded: ImageUploaded) -> None:
+    data = await resources.store.get(ObjectUri.parse(uploaded.original_uri))
+    if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:
+        raise PermanentError(f"{uploaded.original_uri} does not hold the content the event "
+                             "names (sha256 mismatch)")
+    loop = asyncio.get_running_loop()
+    report = await loop.run_in_executor(image_pool, assess_quality, data, profile)
+    event = build_event(uploaded, report)
+    await save_assessment(resources.db, event)
+    await emit(topics.assessed, event, uploaded.image_id, validate=settings.validate_events)
+
+
+stage = Stage(STAGE, ImageUploaded, assess_uploaded, topics.dead_letter)
+
+
+@app.agent(topics.uploaded, name=STAGE, concurrency=settings.image_threads)
+async def assess(stream):
+    await resources.ready_with_retry()
+    await stage.run(stream)

@@ -1,0 +1,149 @@
+"""The raw quality measurements of one photo (pure: arrays in, numbers out).
+
+Definitions (gray = BT.601 luma of the working copy, 0-255):
+* blur: variance of the Laplacian (3x3) - low means few sharp edges (seed design).
+* brightness: mean gray; brightness_deviation: its distance from the profile's ideal,
+  counted only when the frame confirms it (see ``exposure_deviation``).
+* contrast: standard deviation of gray.
+  (Subject-aware, both are taken on the product's own pixels when the backdrop model
+  gives a mask, on the subject box otherwise.)
+* noise: Donoho's robust estimator, median(|HH|) / 0.6745 over the finest diagonal Haar
+  wavelet band, in gray levels. Unlike the MAD of the Laplacian it estimates the sigma of
+  additive noise directly and is barely moved by edges (they are sparse in HH, and the
+  median ignores them); it needs no full sort (selection via np.partition).
+* brisque: BRISQUE with the LIVE-trained model (imaging.brisque), 0 best .. 100 worst.
+* background_complexity: Canny edge density outside the subject divided by the profile's
+  saturation density, capped at 1 (0 = plain backdrop).
+* width, height, megapixels, file_size_bytes: of the original, not the working copy.
+
+With ``subject_aware`` the blur, brightness, contrast and BRISQUE are taken on the
+subject's box, so a product on a plain backdrop is judged on the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from imaging.brisque import brisque_score
+from imaging.profile import BrightnessScale, Profile
+from imaging.subject import Subject, find_subject
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    blur: float
+    brightness: float
+    brightness_deviation: float
+    contrast: float
+    noise: float
+    brisque: float
+    background_complexity: float
+    subject_fraction: float
+    width: int
+    height: int
+    megapixels: float
+    file_size_bytes: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+
+
+def noise_sigma(gray: np.ndarray) -> float:
+    """Donoho's MAD estimate of Gaussian noise sigma from the Haar HH band."""
+    h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
+    g = gray[:h, :w].astype(np.float32)
+    hh = np.abs(g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]).ravel() * 0.5
+    if hh.size == 0:
+        return 0.0
+    middle = hh.size // 2
+    return float(np.partition(hh, middle)[middle] / 0.6745)
+
+
+def gray_percentile(gray: np.ndarray, q: float) -> float:
+    """Percentile of a uint8 image from its histogram (no sort)."""
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(hist)
+    return float(np.searchsorted(cumulative, q / 100.0 * cumulative[-1]))
+
+
+def exposure_deviation(brightness: float, gray: np.ndarray, scale: BrightnessScale) -> float:
+    """|brightness - ideal|, counted only when the whole frame confirms bad exposure.
+
+    A navy product on a white backdrop is dark, not underexposed: the frame still has
+    highlights. A dark photo has none (its top percentiles stay grey); a washed-out one
+    has no shadows.
+    """
+    deviation = abs(brightness - scale.ideal)
+    if brightness < scale.ideal and gray_percentile(gray, 98) >= scale.highlight_floor:
+        return 0.0
+    if brightness > scale.ideal and gray_percentile(gray, 2) <= scale.shadow_ceiling:
+        return 0.0
+    return deviation
+
+
+def edge_density(gray: np.ndarray, region: np.ndarray, low: int, high: int) -> float:
+    """Share of Canny edge pixels within ``region`` (a boolean mask)."""
+    total = int(region.sum())
+    if total == 0:
+        return 0.0
+    # Smooth first (as Canny intends): sensor noise is not clutter.
+    edges = cv2.Canny(cv2.GaussianBlur(gray, (5, 5), 1.4), low, high) > 0
+    return float(np.count_nonzero(edges & region) / total)
+
+
+def background_region(subject: Subject, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels that belong to the backdrop: outside the subject (mask, else box)."""
+    if subject.mask is not None:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+        return cv2.dilate(subject.mask.astype(np.uint8), kernel) == 0
+    region = np.ones(shape, dtype=bool)
+    region[subject.y0:subject.y1, subject.x0:subject.x1] = False
+    return region
+
+
+def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_height: int,
+            file_size_bytes: int) -> tuple[QualityMetrics, Subject]:
+    """All metrics of a BGR working copy, plus the subject they were taken on."""
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    height, width = gray.shape
+    subject = find_subject(bgr, profile.assessment.subject_padding)
+    if profile.assessment.subject_aware and subject.method != "full_frame":
+        crop = (slice(subject.y0, subject.y1), slice(subject.x0, subject.x1))
+        gray_subject, bgr_subject = gray[crop], bgr[crop]
+        # Exposure is the product's own: its pixels when we have a mask, not the backdrop
+        # around it inside the box.
+        tone = gray[subject.mask] if subject.mask is not None else gray_subject
+    else:
+        gray_subject, bgr_subject, tone = gray, bgr, gray
+
+    brightness = float(tone.mean())
+    deviation = exposure_deviation(brightness, gray, profile.scores.brightness)
+    background = background_region(subject, gray.shape)
+    if background.mean() < 0.05:
+        complexity = 0.0  # the product fills the frame: there is no backdrop to judge
+    else:
+        density = edge_density(gray, background, profile.background.canny_low,
+                               profile.background.canny_high)
+        complexity = min(1.0, density / profile.background.saturation_density)
+    metrics = QualityMetrics(
+        blur=laplacian_variance(gray_subject),
+        brightness=brightness,
+        brightness_deviation=deviation,
+        contrast=float(tone.std()),
+        noise=noise_sigma(gray),
+        brisque=brisque_score(bgr_subject),
+        background_complexity=complexity,
+        subject_fraction=subject.fraction(width, height),
+        width=original_width,
+        height=original_height,
+        megapixels=original_width * original_height / 1e6,
+        file_size_bytes=file_size_bytes,
+    )
+    return metrics, subject

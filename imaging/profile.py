@@ -1,0 +1,228 @@
+"""Thresholds profiles: typed, validated, versioned.
+
+A profile is plain data (``profiles/<name>.toml``); this module turns the parsed TOML
+into frozen dataclasses and refuses anything malformed with the offending field and the
+reason, so a bad profile stops a worker at start instead of mis-scoring photos.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from streams.errors import ConfigurationError
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}([-+][A-Za-z0-9.]+)?$")
+SUB_SCORES = ("sharpness", "brightness", "contrast", "noise", "naturalness", "resolution",
+              "background")
+
+
+@dataclass(frozen=True)
+class LinearScale:
+    """Maps a metric to 0-100: ``low`` -> 0, ``high`` -> 100 (either direction), clamped."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class BrightnessScale:
+    ideal: float
+    tolerance: float
+    worst: float
+    highlight_floor: float
+    shadow_ceiling: float
+
+
+@dataclass(frozen=True)
+class AssessmentSettings:
+    working_max_side: int
+    subject_aware: bool
+    subject_padding: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    sharpness: LinearScale
+    brightness: BrightnessScale
+    contrast: LinearScale
+    noise: LinearScale
+    naturalness: LinearScale
+    resolution: LinearScale
+    background: LinearScale
+
+
+@dataclass(frozen=True)
+class Weights:
+    sharpness: float
+    brightness: float
+    contrast: float
+    noise: float
+    naturalness: float
+    resolution: float
+    background: float
+
+
+@dataclass(frozen=True)
+class Tiers:
+    excellent: float
+    good: float
+    excellent_requires_no_issues: bool
+
+
+@dataclass(frozen=True)
+class IssueThresholds:
+    blurry_below: float
+    brightness_deviation_above: float
+    low_contrast_below: float
+    noisy_above: float
+    low_resolution_below: float
+    cluttered_background_above: float
+    low_perceptual_quality_above: float
+
+
+@dataclass(frozen=True)
+class Targets:
+    short_side: int
+    brightness: float
+    contrast: float
+    noise: float
+    sharpness: float
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    saturation_density: float
+    canny_low: int
+    canny_high: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    version: str
+    description: str
+    assessment: AssessmentSettings
+    scores: Scores
+    weights: Weights
+    tiers: Tiers
+    issues: IssueThresholds
+    targets: Targets
+    background: BackgroundSettings
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """What events and rows record about the profile that produced them."""
+        return {"name": self.name, "version": self.version}
+
+
+def parse_profile(data: dict[str, Any], source: str) -> Profile:
+    """Build and validate a Profile; ConfigurationError names the field and the reason."""
+    p = _Parser(source)
+    name = p.string(data, "name")
+    if not _NAME.match(name):
+        p.fail("name", "lowercase letters, digits, '-' or '_', at most 64 characters")
+    version = p.string(data, "version")
+    if not _VERSION.match(version):
+        p.fail("version", "a version such as 1.0.0")
+    p.only(data, {"name", "version", "description", *(f.name for f in fields(Profile))}, "")
+    scores_data = p.table(data, "scores")
+    scores = Scores(
+        brightness=p.build(BrightnessScale, p.table(scores_data, "brightness", "scores."),
+                           "scores.brightness"),
+        **{name_: p.build(LinearScale, p.table(scores_data, name_, "scores."), f"scores.{name_}")
+           for name_ in SUB_SCORES if name_ != "brightness"},
+    )
+    p.only(scores_data, set(SUB_SCORES), "scores.")
+    profile = Profile(
+        name=name,
+        version=version,
+        description=str(data.get("description", "")),
+        assessment=p.build(AssessmentSettings, p.table(data, "assessment"), "assessment"),
+        scores=scores,
+        weights=p.build(Weights, p.table(data, "weights"), "weights"),
+        tiers=p.build(Tiers, p.table(data, "tiers"), "tiers"),
+        issues=p.build(IssueThresholds, p.table(data, "issues"), "issues"),
+        targets=p.build(Targets, p.table(data, "targets"), "targets"),
+        background=p.build(BackgroundSettings, p.table(data, "background"), "background"),
+    )
+    _check_semantics(profile, p)
+    return profile
+
+
+def _check_semantics(profile: Profile, p: _Parser) -> None:
+    a = profile.assessment
+    if a.working_max_side < 128:
+        p.fail("assessment.working_max_side", "must be at least 128")
+    if not 0 <= a.subject_padding < 0.5:
+        p.fail("assessment.subject_padding", "must be in [0, 0.5)")
+    for name_ in SUB_SCORES:
+        scale = getattr(profile.scores, name_)
+        if isinstance(scale, LinearScale) and scale.low == scale.high:
+            p.fail(f"scores.{name_}", "low and high must differ")
+    if profile.scores.sharpness.low <= 0:
+        p.fail("scores.sharpness.low", "must be > 0 (log scale)")
+    b = profile.scores.brightness
+    if not 0 <= b.tolerance < b.worst:
+        p.fail("scores.brightness", "needs 0 <= tolerance < worst")
+    weights = [getattr(profile.weights, n) for n in SUB_SCORES]
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        p.fail("weights", "must be >= 0 with a positive sum")
+    t = profile.tiers
+    if not 0 <= t.good <= t.excellent <= 100:
+        p.fail("tiers", "needs 0 <= good <= excellent <= 100")
+    if profile.targets.short_side < 1:
+        p.fail("targets.short_side", "must be positive")
+    bg = profile.background
+    if bg.saturation_density <= 0:
+        p.fail("background.saturation_density", "must be > 0")
+    if not 0 <= bg.canny_low < bg.canny_high:
+        p.fail("background", "needs 0 <= canny_low < canny_high")
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str, reason: str) -> None:
+        raise ConfigurationError(f"profile {self.source}: {field}: {reason}")
+
+    def string(self, data: dict[str, Any], key: str) -> str:
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            self.fail(key, "required text value")
+        return value  # type: ignore[return-value]
+
+    def table(self, data: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+        value = data.get(key)
+        if not isinstance(value, dict):
+            self.fail(prefix + key, "required table is missing")
+        return value  # type: ignore[return-value]
+
+    def only(self, data: dict[str, Any], allowed: set[str], prefix: str) -> None:
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            self.fail(prefix + unknown[0], "unknown field (a typo?)")
+
+    def build(self, cls: type, data: dict[str, Any], prefix: str) -> Any:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                self.fail(f"{prefix}.{f.name}", "required field is missing")
+            value = data[f.name]
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            if kind == "bool":
+                if not isinstance(value, bool):
+                    self.fail(f"{prefix}.{f.name}", f"must be true or false, not {value!r}")
+            elif kind == "int":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    self.fail(f"{prefix}.{f.name}", f"must be an integer, not {value!r}")
+            elif kind == "float":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    self.fail(f"{prefix}.{f.name}", f"must be a number, not {value!r}")
+                value = float(value)
+            values[f.name] = value
+        self.only(data, {f.name for f in fields(cls)}, prefix + ".")
+        return cls(**values)

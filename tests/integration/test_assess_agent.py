@@ -1,0 +1,120 @@
+"""The assess agent on a real worker: reports, MySQL rows, redelivery, dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import boto3
+import pytest
+from confluent_kafka import Producer
+
+import schemas
+from imaging.samples import generate_sample_batch
+from streams.records import ImageUploaded, deterministic_id
+from streams.topics import TOPIC_SPECS
+from tests.integration.test_ingest_api import upload
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_events(topic_reader, short: str, predicate, count: int, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    found: list[dict] = []
+    while time.monotonic() < deadline:
+        found = [e for e in (json.loads(m["value"]) for m in topic_reader(short, idle=0.5))
+                 if predicate(e)]
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{len(found)}/{count} events on {short} after {timeout}s")
+
+
+def _produce(settings, short: str, key: str, value: bytes) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer.produce(settings.topic_name(TOPIC_SPECS[short].name), key=key.encode(),
+                     value=value)
+    assert producer.flush(10) == 0
+
+
+def test_uploads_are_assessed_recorded_and_redelivery_is_harmless(worker, stack, db_query,
+                                                                   topic_reader):
+    _, settings = stack
+    samples = {s.name: s for s in generate_sample_batch()}
+    chosen = ["mug-plain-sharp.jpg", "bottle-plain-blurred.jpg", "sneaker-plain-dark.jpg"]
+    ids = {}
+    for name in chosen:
+        response = upload(worker, samples[name].data, filename=name, sku_id=name[:-4])
+        assert response.status_code in (200, 201), response.text
+        ids[name] = response.json()["image_id"]
+
+    events = _wait_events(topic_reader, "assessed", lambda e: e["image_id"] in ids.values(),
+                          len(chosen))
+    by_image = {e["image_id"]: e for e in events}
+    for event in events:
+        schemas.validate_event("quality_assessed", event)
+        assert event["profile"] == {"name": "default", "version": "1.0.0"}
+    sharp, blurred, dark = (by_image[ids[n]] for n in chosen)
+    assert "blurry" in blurred["issues"] and "blurry" not in sharp["issues"]
+    assert "underexposed" in dark["issues"]
+    assert sharp["overall_score"] > blurred["overall_score"]
+    assert sharp["overall_score"] > dark["overall_score"]
+
+    rows = db_query("SELECT image_id, quality_tier, overall_score FROM quality_metrics "
+                    "WHERE metric_type = 'before'")
+    assert {r["image_id"] for r in rows} >= set(ids.values())
+    statuses = db_query("SELECT image_id, status FROM product_images WHERE image_id IN "
+                        "(%s, %s, %s)", tuple(ids.values()))
+    assert {r["status"] for r in statuses} == {"analyzed"}
+
+    # Redeliver one upload event: same result, no second row.
+    uploaded = [m for m in topic_reader("uploaded") if m["key"] == ids[chosen[0]].encode()]
+    _produce(settings, "uploaded", ids[chosen[0]], uploaded[0]["value"])
+    again = _wait_events(topic_reader, "assessed", lambda e: e["image_id"] == ids[chosen[0]], 2)
+    assert len({e["event_id"] for e in again}) == 1
+    count = db_query("SELECT COUNT(*) AS n FROM quality_metrics WHERE image_id = %s",
+                     (ids[chosen[0]],))
+    assert count[0]["n"] == 1
+
+
+def _uploaded_event(image_id: str, uri: str, sha: str) -> ImageUploaded:
+    return ImageUploaded.new(
+        event_id=deterministic_id("test", image_id), image_id=image_id, seller_id="s-poison",
+        sku_id="k-poison", product_group_id=None, filename=None, original_uri=uri,
+        content_sha256=sha, content_type="image/jpeg", format="jpeg", size_bytes=10,
+        width=100, height=100, orientation=1)
+
+
+def test_missing_and_corrupt_images_are_dead_lettered_and_the_agent_goes_on(
+        worker, stack, topic_reader):
+    _, settings = stack
+    missing_id = deterministic_id("missing-object")
+    missing_uri = f"s3://{settings.originals_bucket}/originals/00/{'0' * 64}.jpg"
+    _produce(settings, "uploaded", missing_id,
+             _uploaded_event(missing_id, missing_uri, "0" * 64).to_json())
+
+    corrupt = b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 50
+    sha = hashlib.sha256(corrupt).hexdigest()
+    key = f"originals/{sha[:2]}/{sha}.jpg"
+    boto3.client("s3", endpoint_url=settings.s3_endpoint,
+                 aws_access_key_id=settings.s3_access_key,
+                 aws_secret_access_key=settings.s3_secret_key,
+                 region_name=settings.s3_region).put_object(
+        Bucket=settings.originals_bucket, Key=key, Body=corrupt)
+    corrupt_id = deterministic_id("corrupt-object")
+    _produce(settings, "uploaded", corrupt_id, _uploaded_event(
+        corrupt_id, f"s3://{settings.originals_bucket}/{key}", sha).to_json())
+    _produce(settings, "uploaded", "junk", b'{"event_type": "ImageUploaded", "width": -1}')
+
+    letters = _wait_events(topic_reader, "dead_letter", lambda e: e["stage"] == "assess", 3)
+    by_class = {e["error_class"]: e for e in letters}
+    assert {"ObjectMissing", "UndecodableImage", "SchemaViolation"} <= set(by_class)
+    assert by_class["ObjectMissing"]["image_id"] == missing_id
+    assert "cannot decode" in by_class["UndecodableImage"]["error_message"]
+    for letter in letters:
+        schemas.validate_event("dead_letter", letter)
+
+    fresh = upload(worker, next(iter(generate_sample_batch())).data, sku_id="after-poison")
+    image_id = fresh.json()["image_id"]
+    _wait_events(topic_reader, "assessed", lambda e: e["image_id"] == image_id, 1)
