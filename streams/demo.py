@@ -9,6 +9,7 @@ serving (upload more with ``imgstream upload``) until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 
@@ -61,22 +62,22 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         ))
 
         console.rule("[bold]4. results")
-        rows = asyncio.run(_fetch_rows([r.body.get("image_id") for r in summary.results
-                                        if r.body.get("image_id")]))
-        table = Table("sample", "status (MySQL)", "size", "image_id")
+        image_ids = [r.body["image_id"] for r in summary.results if r.body.get("image_id")]
+        rows = asyncio.run(_wait_for_assessments(image_ids, timeout=90))
+        table = Table("sample", "status", "tier", "score", "issues")
         for result in summary.results:
-            image_id = result.body.get("image_id")
-            row = rows.get(image_id, {})
+            row = rows.get(result.body.get("image_id"), {})
+            issues = ", ".join(json.loads(row["issues"])) if row.get("issues") else ""
+            score = f"{row['overall_score']:.0f}" if row.get("overall_score") is not None else ""
             table.add_row(result.path.name, row.get("status", result.outcome),
-                          f"{row.get('width', '?')}x{row.get('height', '?')}",
-                          (image_id or result.body.get("reason", ""))[:12])
+                          row.get("quality_tier") or "", score, issues)
         console.print(table)
         console.print(f"Originals are in s3://{settings.originals_bucket}/originals/ "
-                      "under their content hash.")
-        topic = settings.topic_name("images.uploaded")
+                      "under their content hash; reports on images.assessed.")
+        topic = settings.topic_name("images.assessed")
         console.print(
             f"{len(rows)} rows in {settings.db_name}.product_images for this batch.\n"
-            f"Read the events:  scripts/kcat -b {settings.kafka_bootstrap} -C -t {topic} "
+            f"Read the reports: scripts/kcat -b {settings.kafka_bootstrap} -C -t {topic} "
             "-o beginning -e\n"
             f"Metrics:          curl {worker.base_url}/metrics\n"
             f"Upload more:      .venv/bin/imgstream upload --seller me PATH...")
@@ -97,17 +98,27 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         stack.unregister_process(f"worker-{settings.web_port}")
 
 
-async def _fetch_rows(image_ids: list[str]) -> dict[str, dict]:
+async def _wait_for_assessments(image_ids: list[str], timeout: float) -> dict[str, dict]:
+    """Rows of these images once all are assessed (or whatever is there at the timeout)."""
     from services.database import Database
 
     if not image_ids:
         return {}
     db = await Database.connect(get_settings())
+    marks = ", ".join(["%s"] * len(image_ids))
+    query = (
+        "SELECT p.image_id, p.status, q.quality_tier, q.overall_score, q.issues"
+        " FROM product_images p LEFT JOIN quality_metrics q"
+        " ON q.image_id = p.image_id AND q.metric_type = 'before'"
+        f" WHERE p.image_id IN ({marks})"
+    )
+    deadline = time.monotonic() + timeout
     try:
-        marks = ", ".join(["%s"] * len(image_ids))
-        rows = await db.fetchall(
-            f"SELECT image_id, status, width, height, original_url FROM product_images "
-            f"WHERE image_id IN ({marks})", image_ids)
+        while True:
+            rows = {r["image_id"]: r for r in await db.fetchall(query, image_ids)}
+            done = sum(1 for r in rows.values() if r["quality_tier"] is not None)
+            if done == len(set(image_ids)) or time.monotonic() > deadline:
+                return rows
+            await asyncio.sleep(0.5)
     finally:
         await db.close()
-    return {row["image_id"]: row for row in rows}

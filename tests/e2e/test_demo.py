@@ -1,7 +1,8 @@
 """Quick start (a) as a newcomer runs it: `imgstream demo` on the embedded stack.
 
-Checks what the issue promises: the sample batch is uploaded, every sample has one row in
-MySQL and one ImageUploaded event readable with kcat, and Ctrl-C leaves no worker behind.
+Checks what the issues promise: the sample batch is uploaded, every sample has one row in
+MySQL, one ImageUploaded and one QualityAssessed event readable with kcat, the demo shows
+each sample's tier, and Ctrl-C leaves no worker behind.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def test_demo_uploads_the_samples_and_stops_cleanly_on_ctrl_c(demo_env, stack, d
         text = "".join(output)
         assert "Serving." in text, text
         assert "12 files: 12 created" in text, text
+        assert "excellent" in text and "poor" in text, text
 
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C
         rest, _ = demo.communicate(timeout=60)
@@ -98,11 +100,14 @@ def test_demo_uploads_the_samples_and_stops_cleanly_on_ctrl_c(demo_env, stack, d
             await db.close()
 
     recorded = asyncio.run(rows())
-    assert len(recorded) == 12 and {r["status"] for r in recorded} == {"uploaded"}
+    assert len(recorded) == 12 and {r["status"] for r in recorded} == {"analyzed"}
 
-    topic = demo_env["IMGSTREAM_TOPIC_PREFIX"] + "images.uploaded"
-    events = _kcat_events(settings.kafka_bootstrap, topic)
-    assert sorted(e["image_id"] for e in events) == sorted(r["image_id"] for r in recorded)
-    for event in events:
-        schemas.validate_event("image_uploaded", event)
+    prefix = demo_env["IMGSTREAM_TOPIC_PREFIX"]
+    for topic, schema in (("images.uploaded", "image_uploaded"),
+                          ("images.assessed", "quality_assessed")):
+        events = _kcat_events(settings.kafka_bootstrap, prefix + topic)
+        assert sorted(e["image_id"] for e in events) == sorted(r["image_id"] for r in recorded)
+        for event in events:
+            schemas.validate_event(schema, event)
+    assert {"excellent", "poor"} <= {e["tier"] for e in events}
     assert Path(settings.home / "samples").is_dir()

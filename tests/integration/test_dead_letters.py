@@ -44,6 +44,8 @@ def _letter(image_id: str | None, marker: str) -> DeadLetter:
 def test_poison_does_not_stop_the_agent_and_letters_are_recorded(worker, stack, db_query):
     _, settings = stack
     image_id = upload(worker, hf.photo(seed=31), sku_id="SKU-dlq").json()["image_id"]
+    _wait_for(lambda: db_query("SELECT 1 FROM product_images WHERE image_id = %s AND "
+                               "status = 'analyzed'", (image_id,)))  # assess is done with it
 
     _produce(settings, b"junk", b"\x00\x01 this is not a dead letter")
     _produce(settings, None, b'{"event_type": "DeadLetter"}')

@@ -90,3 +90,15 @@ def test_linear_score_direction_and_clamping():
     assert linear_score(20, LinearScale(0, 10)) == 100
     assert linear_score(5, LinearScale(10, 0)) == 50
     assert linear_score(-1, LinearScale(10, 0)) == 100
+
+
+def test_flat_image_has_no_brisque_and_still_gets_a_report():
+    from imaging.assessment import assess_quality
+    from tests.hostile_files import photo
+
+    flat = cv2.imencode(".png", np.full((200, 300, 3), 128, np.uint8))[1].tobytes()
+    report = assess_quality(flat, PROFILE)
+    assert report.metrics.brisque is None
+    assert "naturalness" not in report.judgement.scores
+    assert 0 <= report.judgement.overall_score <= 100
+    assert assess_quality(photo(64, 64), PROFILE).metrics.brisque is not None
