@@ -100,6 +100,45 @@ class BackgroundSettings:
 
 
 @dataclass(frozen=True)
+class RoutingModels:
+    """Bedrock model id per operation; empty = that operation is always local."""
+
+    background: str
+    upscale: str
+    lighting: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    background_cleanup_above: float
+    ai_background_above: float
+    upscale_below: float
+    ai_upscale_blur_below: float
+    lighting_deviation_above: float
+    ai_lighting_deviation_above: float
+    denoise_above: float
+    models: RoutingModels
+
+
+@dataclass(frozen=True)
+class Enhancement:
+    sharpen_amount: float
+    sharpen_radius: float
+    clahe_clip_limit: float
+    background_color: list
+    upscale_max_scale: float
+
+
+@dataclass(frozen=True)
+class Outputs:
+    large_max_side: int
+    thumb_max_side: int
+    jpeg_quality: int
+    webp_quality: int
+    min_improvement: float
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     version: str
@@ -111,6 +150,9 @@ class Profile:
     issues: IssueThresholds
     targets: Targets
     background: BackgroundSettings
+    routing: Routing
+    enhancement: Enhancement
+    outputs: Outputs
 
     @property
     def ref(self) -> dict[str, str]:
@@ -147,9 +189,19 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         issues=p.build(IssueThresholds, p.table(data, "issues"), "issues"),
         targets=p.build(Targets, p.table(data, "targets"), "targets"),
         background=p.build(BackgroundSettings, p.table(data, "background"), "background"),
+        routing=_routing(p, p.table(data, "routing")),
+        enhancement=p.build(Enhancement, p.table(data, "enhancement"), "enhancement"),
+        outputs=p.build(Outputs, p.table(data, "outputs"), "outputs"),
     )
     _check_semantics(profile, p)
     return profile
+
+
+def _routing(p: _Parser, data: dict[str, Any]) -> Routing:
+    models = p.build(RoutingModels, p.table(data, "models", "routing."), "routing.models")
+    plain = {k: v for k, v in data.items() if k != "models"}
+    plain["models"] = models
+    return p.build(Routing, plain, "routing", nested={"models"})
 
 
 def _check_semantics(profile: Profile, p: _Parser) -> None:
@@ -175,6 +227,20 @@ def _check_semantics(profile: Profile, p: _Parser) -> None:
         p.fail("tiers", "needs 0 <= good <= excellent <= 100")
     if profile.targets.short_side < 1:
         p.fail("targets.short_side", "must be positive")
+    color = profile.enhancement.background_color
+    if len(color) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in color):
+        p.fail("enhancement.background_color", "must be [r, g, b] with 0-255 integers")
+    o = profile.outputs
+    for name_ in ("jpeg_quality", "webp_quality"):
+        if not 1 <= getattr(o, name_) <= 100:
+            p.fail(f"outputs.{name_}", "must be 1-100")
+    if not 64 <= o.thumb_max_side <= o.large_max_side:
+        p.fail("outputs", "needs 64 <= thumb_max_side <= large_max_side")
+    r = profile.routing
+    if r.ai_background_above < r.background_cleanup_above:
+        p.fail("routing.ai_background_above", "must be >= background_cleanup_above")
+    if r.ai_lighting_deviation_above < r.lighting_deviation_above:
+        p.fail("routing.ai_lighting_deviation_above", "must be >= lighting_deviation_above")
     bg = profile.background
     if bg.saturation_density <= 0:
         p.fail("background.saturation_density", "must be > 0")
@@ -206,14 +272,23 @@ class _Parser:
         if unknown:
             self.fail(prefix + unknown[0], "unknown field (a typo?)")
 
-    def build(self, cls: type, data: dict[str, Any], prefix: str) -> Any:
+    def build(self, cls: type, data: dict[str, Any], prefix: str,
+              nested: set[str] | None = None) -> Any:
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
                 self.fail(f"{prefix}.{f.name}", "required field is missing")
             value = data[f.name]
             kind = f.type if isinstance(f.type, str) else f.type.__name__
-            if kind == "bool":
+            if nested and f.name in nested:
+                pass
+            elif kind == "str":
+                if not isinstance(value, str):
+                    self.fail(f"{prefix}.{f.name}", f"must be text, not {value!r}")
+            elif kind == "list":
+                if not isinstance(value, list):
+                    self.fail(f"{prefix}.{f.name}", f"must be a list, not {value!r}")
+            elif kind == "bool":
                 if not isinstance(value, bool):
                     self.fail(f"{prefix}.{f.name}", f"must be true or false, not {value!r}")
             elif kind == "int":

@@ -88,6 +88,11 @@ class ObjectStore:
         )
         return True
 
+    async def put(self, uri: ObjectUri, data: bytes, content_type: str) -> None:
+        """Write (or overwrite) an object: stable aliases and intermediates."""
+        await self._call(self._client.put_object, Bucket=uri.bucket, Key=uri.key, Body=data,
+                         ContentType=content_type)
+
     async def exists(self, uri: ObjectUri) -> bool:
         try:
             await self._call(self._client.head_object, Bucket=uri.bucket, Key=uri.key)

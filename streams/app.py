@@ -11,7 +11,9 @@ import logging
 import faust
 from mode import Service
 
+from imaging.planning import check_routing_models
 from profiles import load_profile
+from services.model_catalog import load_catalog
 from streams.errors import ConfigurationError
 from streams.resources import Resources
 from streams.settings import get_settings
@@ -23,6 +25,8 @@ settings = get_settings()
 try:
     # A malformed profile stops the worker here, naming the field and the reason.
     profile = load_profile(settings.profile, settings.profiles_dir)
+    catalog = load_catalog()
+    check_routing_models(profile, catalog)  # an unknown or retired model stops us here
 except ConfigurationError as exc:
     raise SystemExit(f"imgstream: {exc}") from None
 (settings.home / "workers").mkdir(parents=True, exist_ok=True)

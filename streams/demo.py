@@ -9,7 +9,6 @@ serving (upload more with ``imgstream upload``) until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 
@@ -63,17 +62,18 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
 
         console.rule("[bold]4. results")
         image_ids = [r.body["image_id"] for r in summary.results if r.body.get("image_id")]
-        rows = asyncio.run(_wait_for_assessments(image_ids, timeout=90))
-        table = Table("sample", "status", "tier", "score", "issues")
+        rows = asyncio.run(_wait_for_results(image_ids, timeout=180))
+        table = Table("sample", "status", "tier before -> after", "steps", "published")
         for result in summary.results:
             row = rows.get(result.body.get("image_id"), {})
-            issues = ", ".join(json.loads(row["issues"])) if row.get("issues") else ""
-            score = f"{row['overall_score']:.0f}" if row.get("overall_score") is not None else ""
+            before = _tier(row.get("before_tier"), row.get("before_score"))
+            after = _tier(row.get("after_tier"), row.get("after_score"))
             table.add_row(result.path.name, row.get("status", result.outcome),
-                          row.get("quality_tier") or "", score, issues)
+                          f"{before} -> {after}" if row.get("after_tier") else before,
+                          row.get("steps") or "", _short_url(row.get("cloudfront_url")))
         console.print(table)
-        console.print(f"Originals are in s3://{settings.originals_bucket}/originals/ "
-                      "under their content hash; reports on images.assessed.")
+        console.print(f"Originals are in s3://{settings.originals_bucket}/originals/, "
+                      f"renditions in s3://{settings.enhanced_bucket}/enhanced/<image_id>/.")
         topic = settings.topic_name("images.assessed")
         console.print(
             f"{len(rows)} rows in {settings.db_name}.product_images for this batch.\n"
@@ -98,8 +98,16 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         stack.unregister_process(f"worker-{settings.web_port}")
 
 
-async def _wait_for_assessments(image_ids: list[str], timeout: float) -> dict[str, dict]:
-    """Rows of these images once all are assessed (or whatever is there at the timeout)."""
+def _tier(tier: str | None, score: float | None) -> str:
+    return f"{tier} {score:.0f}" if tier and score is not None else (tier or "-")
+
+
+def _short_url(url: str | None) -> str:
+    return "..." + url[-28:] if url and len(url) > 31 else (url or "")
+
+
+async def _wait_for_results(image_ids: list[str], timeout: float) -> dict[str, dict]:
+    """Rows of these images once all are completed (or whatever is there at the timeout)."""
     from services.database import Database
 
     if not image_ids:
@@ -107,16 +115,22 @@ async def _wait_for_assessments(image_ids: list[str], timeout: float) -> dict[st
     db = await Database.connect(get_settings())
     marks = ", ".join(["%s"] * len(image_ids))
     query = (
-        "SELECT p.image_id, p.status, q.quality_tier, q.overall_score, q.issues"
-        " FROM product_images p LEFT JOIN quality_metrics q"
-        " ON q.image_id = p.image_id AND q.metric_type = 'before'"
+        "SELECT p.image_id, p.status, p.cloudfront_url,"
+        " b.quality_tier AS before_tier, b.overall_score AS before_score,"
+        " a.quality_tier AS after_tier, a.overall_score AS after_score,"
+        " (SELECT GROUP_CONCAT(s.step_name ORDER BY s.step_order SEPARATOR ' ')"
+        "  FROM enhancement_jobs j JOIN processing_steps s ON s.job_id = j.job_id"
+        "  WHERE j.image_id = p.image_id) AS steps"
+        " FROM product_images p"
+        " LEFT JOIN quality_metrics b ON b.image_id = p.image_id AND b.metric_type = 'before'"
+        " LEFT JOIN quality_metrics a ON a.image_id = p.image_id AND a.metric_type = 'after'"
         f" WHERE p.image_id IN ({marks})"
     )
     deadline = time.monotonic() + timeout
     try:
         while True:
             rows = {r["image_id"]: r for r in await db.fetchall(query, image_ids)}
-            done = sum(1 for r in rows.values() if r["quality_tier"] is not None)
+            done = sum(1 for r in rows.values() if r["status"] in ("completed", "skipped"))
             if done == len(set(image_ids)) or time.monotonic() > deadline:
                 return rows
             await asyncio.sleep(0.5)

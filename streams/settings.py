@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # CloudFront (moto server in the embedded stack)
     cloudfront_endpoint: str | None = "http://127.0.0.1:15001"
     cdn_domain: str = "cdn.imgstream.local"
+    # Production: the distribution to invalidate; unset, the embedded stack's own is used.
+    cloudfront_distribution_id: str | None = None
+    # Paths per CreateInvalidation request (CloudFront allows 3000 in progress).
+    invalidation_max_paths: int = Field(default=1000, ge=1, le=3000)
+    # How long the first pending path waits for others before its batch is sent.
+    invalidation_window_seconds: float = Field(default=5.0, ge=0.1)
 
     # MySQL / MariaDB
     db_host: str = "127.0.0.1"

@@ -74,39 +74,10 @@ def stack(settings):
 
 
 async def _drop_namespace(settings) -> None:
-    import boto3
-    from confluent_kafka.admin import AdminClient
+    from infra.namespace import drop_namespace
 
-    from services.database import Database
-
-    try:
-        db = await Database.connect(settings)
-        await db.execute(f"DROP DATABASE IF EXISTS `{settings.db_name}`")
-        await db.close()
-    except Exception as exc:  # cleanup must not hide test results
-        print(f"cleanup: database: {exc}")
-    s3 = boto3.resource("s3", endpoint_url=settings.s3_endpoint,
-                        aws_access_key_id=settings.s3_access_key,
-                        aws_secret_access_key=settings.s3_secret_key,
-                        region_name=settings.s3_region)
-    for name in (settings.originals_bucket, settings.enhanced_bucket):
-        try:
-            bucket = s3.Bucket(name)
-            bucket.objects.all().delete()
-            bucket.delete()
-        except s3.meta.client.exceptions.NoSuchBucket:
-            pass
-        except Exception as exc:
-            print(f"cleanup: bucket {name}: {exc}")
-    try:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        names = [t for t in admin.list_topics(timeout=5).topics
-                 if t.startswith(settings.topic_prefix) or t.startswith(settings.app_id)]
-        if names:
-            for future in admin.delete_topics(names, operation_timeout=10).values():
-                future.result(timeout=15)
-    except Exception as exc:
-        print(f"cleanup: topics: {exc}")
+    for problem in await drop_namespace(settings):
+        print(f"cleanup: {problem}")
 
 
 @pytest.fixture(scope="session")

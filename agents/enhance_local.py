@@ -1,0 +1,61 @@
+"""enhance_local: run a plan's steps with OpenCV/Pillow (images.enhance.local -> images.enhanced).
+
+Fetch the original, decode it at full size (EXIF orientation applied), apply the steps in
+the image thread pool, store the lossless intermediate under a key derived from the job
+(a redelivery overwrites it with the same bytes), emit ``ImageEnhanced``. A skipped plan
+passes straight through without image work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from agents.assess import image_pool
+from imaging.decoding import decode_image
+from imaging.enhancement import apply_plan, encode_lossless
+from services.object_store import ObjectUri
+from streams.app import app, resources, settings, topics
+from streams.processing import Stage, emit
+from streams.records import EnhancementPlan, ImageEnhanced, deterministic_id
+
+STAGE = "enhance_local"
+
+
+def _enhance(data: bytes, steps: list[dict]) -> tuple[bytes, list[dict]]:
+    bgr = decode_image(data).bgr
+    result, step_results = apply_plan(bgr, steps)
+    return encode_lossless(result), [r.as_dict() for r in step_results]
+
+
+async def enhance_plan(plan: EnhancementPlan) -> None:
+    if plan.skip:
+        enhanced_uri, steps = plan.source_uri, []
+    else:
+        data = await resources.store.get(ObjectUri.parse(plan.source_uri))
+        loop = asyncio.get_running_loop()
+        png, steps = await loop.run_in_executor(image_pool, _enhance, data, plan.steps)
+        target = ObjectUri(settings.enhanced_bucket, f"work/{plan.job_id}/enhanced.png")
+        await resources.store.put(target, png, "image/png")
+        enhanced_uri = str(target)
+    event = ImageEnhanced.new(
+        event_id=deterministic_id("ImageEnhanced", plan.job_id),
+        image_id=plan.image_id,
+        job_id=plan.job_id,
+        source_uri=plan.source_uri,
+        enhanced_uri=enhanced_uri,
+        profile=plan.profile,
+        steps=steps,
+        total_cost_usd=0.0,
+        ai_used=False,
+        plan=plan.to_document(),
+    )
+    await emit(topics.enhanced, event, plan.image_id, validate=settings.validate_events)
+
+
+stage = Stage(STAGE, EnhancementPlan, enhance_plan, topics.dead_letter)
+
+
+@app.agent(topics.enhance_local, name=STAGE, concurrency=settings.image_threads)
+async def enhance_local(stream):
+    await resources.ready_with_retry()
+    await stage.run(stream)

@@ -1,0 +1,93 @@
+"""finalize: publish the web renditions (images.enhanced -> images.completed).
+
+``imaging.publishing.publish`` renders large and thumb sizes as JPEG and WebP, re-assesses
+the large JPEG as buyers will get it, and keeps the original whenever the enhanced image
+does not score better (no regressions; the reason is recorded). Renditions are stored
+under versioned keys (content hash + profile version: a URL changes when the content
+does) plus a stable alias per rendition that the CDN sink invalidates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from agents.assess import image_pool
+from imaging.assessment import QualityReport
+from imaging.publishing import publish
+from services.object_store import ObjectUri
+from streams.app import app, profile, resources, settings, topics
+from streams.processing import Stage, emit
+from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
+
+STAGE = "finalize"
+
+
+def summary(report: QualityReport) -> dict:
+    j = report.judgement
+    return {"overall_score": j.overall_score, "tier": j.tier, "issues": j.issues,
+            "scores": j.scores,
+            "metrics": {k: (round(v, 4) if isinstance(v, float) else v)
+                        for k, v in report.metrics.as_dict().items()}}
+
+
+async def finalize_image(enhanced: ImageEnhanced) -> None:
+    started = time.perf_counter()
+    plan = enhanced.plan
+    store = resources.store
+    skipped = bool(plan["skip"])
+    original = await store.get(ObjectUri.parse(enhanced.source_uri))
+    result = None if skipped else await store.get(ObjectUri.parse(enhanced.enhanced_uri))
+    loop = asyncio.get_running_loop()
+    publication = await loop.run_in_executor(
+        image_pool, publish, original, result, plan["before"]["overall_score"], profile)
+    renditions = publication.renditions
+
+    outputs = []
+    version = enhanced.profile["version"]
+    for r in renditions:
+        versioned = ObjectUri(settings.enhanced_bucket,
+                              f"enhanced/{enhanced.image_id}/{r.name}-{r.sha256[:16]}-"
+                              f"p{version}.{r.extension}")
+        alias = ObjectUri(settings.enhanced_bucket,
+                          f"enhanced/{enhanced.image_id}/current-{r.name}.{r.extension}")
+        await store.put_if_absent(versioned, r.data, r.content_type)
+        await store.put(alias, r.data, r.content_type)
+        for uri, is_alias in ((versioned, False), (alias, True)):
+            outputs.append({"name": r.name, "format": r.format, "width": r.width,
+                            "height": r.height, "uri": str(uri), "size_bytes": len(r.data),
+                            "url": f"https://{settings.cdn_domain}/{uri.key}",
+                            "alias": is_alias})
+    large = next(o for o in outputs if o["name"] == "large" and o["format"] == "jpeg"
+                 and not o["alias"])
+    steps = enhanced.steps
+    event = ImageCompleted.new(
+        event_id=deterministic_id("ImageCompleted", enhanced.job_id),
+        image_id=enhanced.image_id,
+        job_id=enhanced.job_id,
+        seller_id=plan["seller_id"],
+        sku_id=plan["sku_id"],
+        status="skipped" if skipped else "completed",
+        profile=enhanced.profile,
+        before=plan["before"],
+        after=summary(publication.after),
+        kept_original=publication.kept_original,
+        kept_original_reason=publication.reason,
+        steps=steps,
+        total_cost_usd=enhanced.total_cost_usd,
+        ai_used=enhanced.ai_used,
+        outputs=outputs,
+        cdn_url=large["url"],
+        processing_ms=round(sum(s.get("latency_ms", 0) for s in steps)
+                            + (time.perf_counter() - started) * 1000, 2),
+    )
+    await emit(topics.completed, event, enhanced.image_id, validate=settings.validate_events)
+
+
+stage = Stage(STAGE, ImageEnhanced, finalize_image, topics.dead_letter)
+
+
+@app.agent(topics.enhanced, name=STAGE, concurrency=settings.image_threads)
+async def finalize(stream):
+    await resources.ready_with_retry()
+    await stage.run(stream)

@@ -1,0 +1,178 @@
+"""End-to-end throughput and latency of the local path on the embedded stack (issue 4).
+
+    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 24]
+
+Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
+uploads a batch through the HTTP API as fast as the workers take it, and times upload of
+the first photo to completion of the last (MySQL). The same photos then go through the
+pure compute loop (``imaging.local_path.process_locally``: the functions the agents run)
+in one process per core. Printed: both rates and their ratio (target >= 0.85), for
+seller-size and 1 MP photos, and p50/p95 upload->completed latency at half the measured
+throughput. Everything the run created is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import requests
+
+from imaging.local_path import process_locally
+from imaging.samples import render_product_scene
+from infra.namespace import drop_namespace
+from infra.stack import Stack
+from infra.workers import start_worker
+from profiles import load_profile
+from services.database import Database
+from services.model_catalog import load_catalog
+from streams.settings import Settings
+
+SELLERS = Path(os.environ.get("IMGSTREAM_SHARED", Path(__file__).resolve().parents[2] /
+                              "shared")) / "images" / "sellers"
+PORTS = (16366, 16367)
+
+
+def megapixel_photos(count: int) -> list[bytes]:
+    rng = np.random.default_rng(9)
+    combos = [("mug", "white"), ("box", "wood"), ("sneaker", "sweep"), ("lamp", "desk"),
+              ("bottle", "grey"), ("tshirt", "wood")]
+    photos = []
+    for i in range(count):
+        product, background = combos[i % len(combos)]
+        bgr = render_product_scene(rng, product=product, background=background,
+                                   width=1000, height=1000)
+        photos.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return photos
+
+
+def _pure_loop(args: tuple[list[bytes], int]) -> int:
+    photos, cpu = args
+    os.sched_setaffinity(0, {cpu})
+    cv2.setNumThreads(1)
+    profile, catalog = load_profile("default"), load_catalog()
+    for data in photos:
+        process_locally(data, profile, catalog)
+    return len(photos)
+
+
+def pure_rate(photos: list[bytes]) -> float:
+    cpus = sorted(os.sched_getaffinity(0))
+    shares = [photos[i::len(cpus)] for i in range(len(cpus))]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(len(cpus)) as pool:
+        done = sum(pool.map(_pure_loop, list(zip(shares, cpus, strict=True))))
+    return done / (time.perf_counter() - started)
+
+
+def upload(base_url: str, data: bytes, sku: str) -> tuple[str, float]:
+    sent = time.time()
+    response = requests.post(base_url + "/api/images/upload",
+                             data={"seller_id": "bench", "sku_id": sku},
+                             files={"file": (f"{sku}.jpg", data)}, timeout=120)
+    response.raise_for_status()
+    return response.json()["image_id"], sent
+
+
+async def completion_times(settings: Settings, image_ids: list[str],
+                           timeout: float) -> dict[str, float]:
+    """image_id -> completed_at (epoch seconds), waiting until all are done."""
+    db = await Database.connect(settings)
+    marks = ", ".join(["%s"] * len(image_ids))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            rows = await db.fetchall(
+                f"SELECT image_id, completed_at FROM enhancement_jobs WHERE image_id IN ({marks})"
+                " AND completed_at IS NOT NULL", image_ids)
+            if len(rows) >= len(set(image_ids)) or time.monotonic() > deadline:
+                return {r["image_id"]: r["completed_at"].replace(tzinfo=UTC).timestamp()
+                        for r in rows}
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+
+
+def run_batch(base_urls: list[str], settings: Settings, photos: list[bytes], label: str,
+              rate: float | None = None) -> tuple[float, list[float]]:
+    """Upload (all at once, or at ``rate`` per second); returns (images/s, latencies s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = uuid.uuid4().hex[:6]
+    started = time.time()
+    sent: dict[str, float] = {}
+    with ThreadPoolExecutor(8) as pool:
+        futures = []
+        for i, data in enumerate(photos):
+            if rate:
+                time.sleep(max(0.0, started + i / rate - time.time()))
+            futures.append(pool.submit(upload, base_urls[i % len(base_urls)], data,
+                                       f"{label}-{run}-{i}"))
+        for future in futures:
+            image_id, at = future.result()
+            sent[image_id] = at
+    done = asyncio.run(completion_times(settings, list(sent), timeout=900))
+    if len(done) < len(sent):
+        raise SystemExit(f"{label}: only {len(done)}/{len(sent)} completed")
+    throughput = len(sent) / (max(done.values()) - started)
+    return throughput, [done[i] - sent[i] for i in sent]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sellers", type=int, default=120)
+    parser.add_argument("--megapixel", type=int, default=24)
+    args = parser.parse_args()
+    base = Settings()
+    Stack(base).up(echo=lambda _: None)
+    run = uuid.uuid4().hex[:8]
+    env = {"IMGSTREAM_TOPIC_PREFIX": f"bench-{run}.", "IMGSTREAM_APP_ID": f"imgstream-bench-{run}",
+           "IMGSTREAM_DB_NAME": f"imgstream_bench_{run}",
+           "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-bench-{run}-originals",
+           "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-bench-{run}-enhanced",
+           "IMGSTREAM_API_KEYS": ""}
+    settings = Settings(**{k.removeprefix("IMGSTREAM_").lower(): v for k, v in env.items()
+                           if k != "IMGSTREAM_API_KEYS"})
+    workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log", env=env)
+               for port in PORTS]
+    try:
+        for worker in workers:
+            worker.wait_ready(120)
+            worker.wait_log("[^Worker]: Ready", 120)
+        urls = [w.base_url for w in workers]
+        sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
+        sets = {"1 MP": megapixel_photos(args.megapixel)}
+        if sellers:
+            sets = {"seller-size": sellers[: args.sellers], **sets}
+        print(f"== {len(workers)} workers on {len(os.sched_getaffinity(0))} cores, "
+              f"embedded stack; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        for label, photos in sets.items():
+            pipeline, _ = run_batch(urls, settings, photos, label.replace(" ", ""))
+            pure = pure_rate(photos)
+            print(f"{label:12s} pipeline {pipeline:6.1f} images/s, pure compute {pure:6.1f} "
+                  f"images/s -> ratio {pipeline / pure:.2f} (target >= 0.85)")
+            _, latencies = run_batch(urls, settings, photos, label.replace(" ", "") + "-half",
+                                     rate=pipeline / 2)
+            cut = statistics.quantiles(latencies, n=20)
+            print(f"{'':12s} at half load ({pipeline / 2:.1f}/s): upload->completed "
+                  f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {cut[18] * 1000:.0f} ms")
+    finally:
+        for worker in workers:
+            worker.stop()
+        problems = asyncio.run(drop_namespace(settings))
+        if problems:
+            print("cleanup:", "; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()

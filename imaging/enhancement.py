@@ -1,0 +1,59 @@
+"""Run a plan's local steps on an image (pure): the enhance_local stage minus Kafka.
+
+A step that fails (bad parameters, an operation error) is recorded as failed with the
+reason and skipped - the image goes on with the other steps rather than being lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from imaging.ops import apply_operation
+from streams.errors import PermanentError
+
+
+@dataclass(frozen=True)
+class StepResult:
+    order: int
+    operation: str
+    method: str
+    model_id: str | None
+    success: bool
+    latency_ms: float
+    cost_usd: float
+    details: str | None
+    fallback_reason: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray, list[StepResult]]:
+    """Apply the steps in order; returns the result and one StepResult per step."""
+    results = []
+    for step in sorted(steps, key=lambda s: s["order"]):
+        started = time.perf_counter()
+        success, details = True, None
+        try:
+            bgr = apply_operation(step["operation"], bgr, step.get("params") or {})
+        except (PermanentError, cv2.error, ValueError) as exc:
+            success, details = False, f"{type(exc).__name__}: {exc}"
+        results.append(StepResult(
+            order=step["order"], operation=step["operation"], method=step["method"],
+            model_id=step.get("model_id"), success=success,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2), cost_usd=0.0,
+            details=details, fallback_reason=step.get("fallback_reason")))
+    return bgr, results
+
+
+def encode_lossless(bgr: np.ndarray) -> bytes:
+    """The intermediate between stages: PNG, fast compression (it is read once)."""
+    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise PermanentError("cannot encode the intermediate PNG")
+    return buffer.tobytes()

@@ -1,0 +1,36 @@
+"""The local path as one pure function: what assess, route, enhance_local and finalize
+compute for a photo, without Kafka or storage. Benchmarks use it as the "pure compute"
+baseline of the pipeline and to measure outcome quality; the agents call the same pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imaging.assessment import QualityReport, assess_quality
+from imaging.decoding import decode_image
+from imaging.enhancement import StepResult, apply_plan, encode_lossless
+from imaging.planning import plan_enhancement
+from imaging.profile import Profile
+from imaging.publishing import Publication, publish
+from services.model_catalog import ModelCatalog
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    before: QualityReport
+    steps: list[StepResult]
+    publication: Publication
+
+
+def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> LocalResult:
+    before = assess_quality(data, profile)
+    plan = plan_enhancement(before.metrics.as_dict(), before.judgement.tier,
+                            before.subject["box"], profile, catalog)
+    if plan.skip:
+        return LocalResult(before, [], publish(data, None, before.judgement.overall_score,
+                                               profile))
+    enhanced, steps = apply_plan(decode_image(data).bgr, [s.as_dict() for s in plan.steps])
+    publication = publish(data, encode_lossless(enhanced), before.judgement.overall_score,
+                          profile)
+    return LocalResult(before, steps, publication)

@@ -1,0 +1,108 @@
+"""The route stage's decision tree (pure): a quality report in, an enhancement plan out.
+
+The seed design's tree, every number from the profile:
+
+* excellent tier -> skip (published as-is);
+* noise above ``denoise_above`` -> denoise with the measured sigma;
+* brightness deviation > ``ai_lighting_deviation_above`` -> AI lighting, else above
+  ``lighting_deviation_above`` -> local HSV correction toward the target;
+* always contrast (CLAHE on luminance);
+* background complexity > ``ai_background_above`` -> AI background removal, else above
+  ``background_cleanup_above`` -> GrabCut on the subject box;
+* short side < ``upscale_below``: blur < ``ai_upscale_blur_below`` -> AI upscale, else
+  Lanczos to the target short side;
+* always sharpen, last.
+
+An AI step names its model and estimated price (model catalog). When the AI path cannot
+take it, the step runs its local fallback with ``method = "local"``, the wanted model id
+kept, cost 0 and the reason in ``fallback_reason``: the plan's format is the same either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from imaging.profile import Profile
+from services.model_catalog import ModelCatalog
+
+AI_UNAVAILABLE = "ai_path_not_available"
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    order: int
+    operation: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    model_id: str | None = None
+    estimated_cost_usd: float = 0.0
+    fallback_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    skip: bool
+    steps: list[PlannedStep]
+
+    @property
+    def estimated_cost_usd(self) -> float:
+        return round(sum(s.estimated_cost_usd for s in self.steps), 6)
+
+
+def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] | None,
+                     profile: Profile, catalog: ModelCatalog,
+                     ai_unavailable_reason: str | None = AI_UNAVAILABLE) -> Plan:
+    """Ordered steps for one assessed photo. ``ai_unavailable_reason=None`` allows AI."""
+    if tier == "excellent":
+        return Plan(skip=True, steps=[])
+    r, e, t = profile.routing, profile.enhancement, profile.targets
+    wanted: list[tuple[str, dict[str, Any], str | None]] = []  # (operation, params, model)
+
+    if metrics["noise"] > r.denoise_above:
+        wanted.append(("denoise", {"sigma": round(metrics["noise"], 2)}, None))
+    deviation = metrics["brightness_deviation"]
+    if deviation > r.lighting_deviation_above:
+        model = r.models.lighting if deviation > r.ai_lighting_deviation_above else None
+        wanted.append(("brightness", {"target": t.brightness,
+                                      "current": round(metrics["brightness"], 2)}, model or None))
+    wanted.append(("contrast", {"clip_limit": e.clahe_clip_limit}, None))
+    complexity = metrics["background_complexity"]
+    if complexity > r.background_cleanup_above:
+        model = r.models.background if complexity > r.ai_background_above else None
+        params: dict[str, Any] = {"color": list(e.background_color)}
+        if subject_box:
+            params["box"] = list(subject_box)
+        wanted.append(("background", params, model or None))
+    if min(metrics["width"], metrics["height"]) < r.upscale_below:
+        model = r.models.upscale if metrics["blur"] < r.ai_upscale_blur_below else None
+        wanted.append(("upscale", {"short_side": t.short_side,
+                                   "max_scale": e.upscale_max_scale}, model or None))
+    wanted.append(("sharpen", {"amount": e.sharpen_amount, "radius": e.sharpen_radius}, None))
+
+    steps = []
+    for order, (operation, params, model) in enumerate(wanted):
+        if model is None:
+            steps.append(PlannedStep(order, operation, "local", params))
+            continue
+        price = catalog.get(model).price_usd
+        if ai_unavailable_reason:
+            steps.append(PlannedStep(
+                order, operation, "local", params, model_id=model,
+                fallback_reason=f"{ai_unavailable_reason}: {model} (${price:.2f}) not called"))
+        else:
+            steps.append(PlannedStep(order, operation, "ai", params, model_id=model,
+                                     estimated_cost_usd=price))
+    return Plan(skip=False, steps=steps)
+
+
+def check_routing_models(profile: Profile, catalog: ModelCatalog) -> None:
+    """Fail at start when the profile routes an operation to an unknown or retired model."""
+    for operation in ("background", "upscale", "lighting"):
+        model = getattr(profile.routing.models, operation)
+        if model:
+            catalog.require_callable(model, operation,
+                                     f"profile {profile.name}: routing.models.{operation}")

@@ -1,0 +1,79 @@
+import dataclasses
+
+import pytest
+
+from imaging.planning import check_routing_models, plan_enhancement
+from profiles import load_profile
+from services.model_catalog import load_catalog
+from streams.errors import ConfigurationError
+
+PROFILE = load_profile("default")
+CATALOG = load_catalog()
+CLEAN = dict(noise=0.5, brightness=128.0, brightness_deviation=0.0, background_complexity=0.05,
+             width=1200, height=1200, blur=500.0)
+
+
+def _ops(plan):
+    return [(s.operation, s.method) for s in plan.steps]
+
+
+def test_excellent_photos_are_skipped():
+    plan = plan_enhancement(CLEAN, "excellent", None, PROFILE, CATALOG)
+    assert plan.skip and plan.steps == []
+
+
+def test_a_good_photo_gets_the_always_steps_only():
+    plan = plan_enhancement(CLEAN, "good", None, PROFILE, CATALOG)
+    assert _ops(plan) == [("contrast", "local"), ("sharpen", "local")]
+    assert [s.order for s in plan.steps] == [0, 1]
+
+
+@pytest.mark.parametrize("change,operation,model", [
+    (dict(background_complexity=0.6), "background",
+     "stability.stable-image-remove-background-v1:0"),
+    (dict(background_complexity=0.3), "background", None),
+    (dict(width=500, height=600, blur=50.0), "upscale", "stability.stable-fast-upscale-v1:0"),
+    (dict(width=500, height=600, blur=500.0), "upscale", None),
+    (dict(brightness=60.0, brightness_deviation=68.0), "brightness", None),  # no AI lighting
+    (dict(brightness=100.0, brightness_deviation=28.0), "brightness", None),
+    (dict(noise=6.0), "denoise", None),
+])
+def test_seed_decision_tree(change, operation, model):
+    plan = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG)
+    [step] = [s for s in plan.steps if s.operation == operation]
+    assert step.model_id == model
+    assert step.method == "local"  # the AI path does not exist yet
+    if model:
+        assert step.fallback_reason.startswith("ai_path_not_available")
+        assert step.estimated_cost_usd == 0
+    else:
+        assert step.fallback_reason is None
+
+
+def test_ai_steps_carry_price_when_ai_is_available():
+    metrics = {**CLEAN, "background_complexity": 0.7, "width": 400, "height": 500, "blur": 20.0}
+    plan = plan_enhancement(metrics, "poor", None, PROFILE, CATALOG, ai_unavailable_reason=None)
+    ai = {s.operation: s for s in plan.steps if s.method == "ai"}
+    assert ai["background"].estimated_cost_usd == 0.07
+    assert ai["upscale"].estimated_cost_usd == 0.03
+    assert plan.estimated_cost_usd == pytest.approx(0.10)
+
+
+def test_thresholds_come_from_the_profile():
+    strict = dataclasses.replace(PROFILE, routing=dataclasses.replace(
+        PROFILE.routing, upscale_below=1500.0))
+    plan = plan_enhancement(CLEAN, "good", None, strict, CATALOG)
+    assert "upscale" in [s.operation for s in plan.steps]
+
+
+def test_retired_or_unknown_models_fail_at_start():
+    retired = dataclasses.replace(PROFILE, routing=dataclasses.replace(
+        PROFILE.routing, models=dataclasses.replace(PROFILE.routing.models,
+                                                    lighting="amazon.nova-canvas-v1:0")))
+    with pytest.raises(ConfigurationError, match="retired since 2026-09-30"):
+        check_routing_models(retired, CATALOG)
+    unknown = dataclasses.replace(PROFILE, routing=dataclasses.replace(
+        PROFILE.routing, models=dataclasses.replace(PROFILE.routing.models, upscale="x.y")))
+    with pytest.raises(ConfigurationError, match="not in the model catalog"):
+        check_routing_models(unknown, CATALOG)
+    check_routing_models(PROFILE, CATALOG)
