@@ -67,5 +67,13 @@ class SharedResources(Service):
 
 
 # Registration: importing these modules attaches their agents and views to ``app``.
-from agents import assess, dead_letters  # noqa: E402,F401
+from agents import (  # noqa: E402,F401
+    assess,
+    cdn_sink,
+    dead_letters,
+    enhance_local,
+    finalize,
+    mysql_sink,
+    route,
+)
 from streams import ingest, web  # noqa: E402,F401

@@ -107,6 +107,12 @@ def path_for_key(key: str) -> str:
     return normalize_path("/" + _encode(key.lstrip("/"), literal=True))
 
 
+def event_token(event_id: str, occurred_at: str) -> str:
+    """Source token of one emitted event: a redelivery keeps it, a new emission (even of
+    the same deterministic event id) has a new ``occurred_at`` and so a new token."""
+    return hashlib.sha256(f"{event_id}\x1f{occurred_at}".encode()).hexdigest()[:32]
+
+
 def caller_reference(paths: Iterable[str], sources: Iterable[str]) -> str:
     """Deterministic CallerReference of a batch (see the module docstring)."""
     paths_hash = hashlib.sha256("\n".join(sorted(set(paths))).encode()).hexdigest()

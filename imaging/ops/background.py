@@ -1,11 +1,12 @@
 """Background cleanup: GrabCut the product out and composite it on a plain colour.
 
 Why GrabCut at ``work_side``: it is the only segmentation OpenCV ships without model
-weights, and it is cubic-ish in cost (3.8 s at 1 MP full size, see
+weights, and it is expensive (3.8 s at 1 MP full size, see
 shared/reference/image-quality.md); on a copy whose long side is 512 px it needs about
-0.3-0.8 s at 1 MP input, and the mask, upscaled and feathered by a few pixels, hides the
-resolution loss at the edge. OpenCV seeds GrabCut's GMMs with k-means on its thread-local
-RNG, so the RNG is reseeded before every call to keep the operation deterministic.
+0.65 s for a 1 MP input (``bench/ops_bench.py``), and the mask, upscaled and feathered by a
+few pixels, hides the resolution loss at the edge. OpenCV seeds GrabCut's GMMs with
+k-means on its thread-local RNG, so the RNG is reseeded before every call to keep the
+operation deterministic.
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ def background(
 def _color_bgr(color: Sequence[int]) -> tuple[int, int, int]:
     values = list(color) if isinstance(color, list | tuple) else []
     if len(values) != 3 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values
+        isinstance(v, int | float) and not isinstance(v, bool) and float(v).is_integer()
+        and 0 <= v <= 255
+        for v in values
     ):
         raise ValueError(f"color must be three integers 0..255 (RGB), got {color!r}")
-    red, green, blue = values
+    red, green, blue = (int(v) for v in values)
     return blue, green, red
 
 

@@ -4,7 +4,7 @@ Why luminance: sharpening B, G and R separately puts coloured halos on edges. Ad
 luma detail to all three channels changes Y by exactly that amount and leaves Cb/Cr (which
 depend on R-Y and B-Y) untouched, without a lossy colour-space round trip. The threshold keeps
 flat areas (studio backgrounds, skin of the product) from having their noise amplified.
-Measured about 10 ms per megapixel on one core.
+About 7 ms per megapixel on one core (``bench/ops_bench.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def sharpen(
     if amount == 0.0:
         return bgr.copy()
     luma = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    detail = luma - cv2.GaussianBlur(luma, (0, 0), sigmaX=radius, sigmaY=radius)
-    delta = np.where(np.abs(detail) > threshold, detail * amount, 0.0).astype(np.float32)
-    out = bgr.astype(np.float32) + delta[..., None]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    detail = cv2.subtract(luma, cv2.GaussianBlur(luma, (0, 0), sigmaX=radius, sigmaY=radius))
+    delta = np.where(np.abs(detail) > threshold, detail * np.float32(amount), np.float32(0))
+    # per-channel saturating add: the same result as float math, 3x faster than numpy here
+    return cv2.merge([cv2.add(c, delta, dtype=cv2.CV_8U) for c in cv2.split(bgr)])
