@@ -110,9 +110,22 @@ def _paths(invalidation: dict) -> set[str]:
     return set(invalidation["InvalidationBatch"]["Paths"]["Items"])
 
 
+def _wait_pipeline_idle(db_query, settings, timeout: float = 180) -> None:
+    """Let photos uploaded by earlier tests finish, so no foreign path joins our batch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = db_query("SELECT COUNT(*) AS n FROM product_images "
+                        "WHERE status IN ('uploaded', 'analyzed')")[0]["n"]
+        if busy == 0:
+            break
+        time.sleep(0.5)
+    time.sleep(settings.invalidation_window_seconds + 1.5)  # their batch has been sent
+
+
 def test_completed_images_are_invalidated_in_deduplicated_idempotent_batches(
-        worker, stack, topic_reader):
+        worker, stack, topic_reader, db_query):
     _, settings = stack
+    _wait_pipeline_idle(db_query, settings)
     cloudfront = CloudFront(settings)
     asyncio.run(cloudfront.ensure_distribution())  # the worker finds the same one
     marker = f"cdn{RUN}"
