@@ -14,7 +14,7 @@ import time
 
 from agents.assess import image_pool
 from imaging.assessment import QualityReport
-from imaging.publishing import publish
+from imaging.publishing import Publication, publish_enhanced, publish_original
 from services.object_store import ObjectUri
 from streams.app import app, profile, resources, settings, topics
 from streams.processing import Stage, emit
@@ -36,14 +36,19 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
     plan = enhanced.plan
     store = resources.store
     skipped = bool(plan["skip"])
-    original = await store.get(ObjectUri.parse(enhanced.source_uri))
-    result = None if skipped else await store.get(ObjectUri.parse(enhanced.enhanced_uri))
     loop = asyncio.get_running_loop()
-    publication = await loop.run_in_executor(
-        image_pool, publish, original, result, plan["before"]["overall_score"], profile)
+    publication: Publication | str | None = None
+    if not skipped:  # the original is fetched only when it is what gets published
+        result = await store.get(ObjectUri.parse(enhanced.enhanced_uri))
+        publication = await loop.run_in_executor(
+            image_pool, publish_enhanced, result, plan["before"]["overall_score"], profile)
+    if not isinstance(publication, Publication):
+        original = await store.get(ObjectUri.parse(enhanced.source_uri))
+        publication = await loop.run_in_executor(image_pool, publish_original, original,
+                                                 profile, publication)
     renditions = publication.renditions
 
-    outputs = []
+    outputs, writes = [], []
     version = enhanced.profile["version"]
     for r in renditions:
         versioned = ObjectUri(settings.enhanced_bucket,
@@ -51,13 +56,15 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
                               f"p{version}.{r.extension}")
         alias = ObjectUri(settings.enhanced_bucket,
                           f"enhanced/{enhanced.image_id}/current-{r.name}.{r.extension}")
-        await store.put_if_absent(versioned, r.data, r.content_type)
-        await store.put(alias, r.data, r.content_type)
+        # Versioned keys are content-addressed: writing one again writes the same bytes.
+        writes += [store.put(versioned, r.data, r.content_type),
+                   store.put(alias, r.data, r.content_type)]
         for uri, is_alias in ((versioned, False), (alias, True)):
             outputs.append({"name": r.name, "format": r.format, "width": r.width,
                             "height": r.height, "uri": str(uri), "size_bytes": len(r.data),
                             "url": f"https://{settings.cdn_domain}/{uri.key}",
                             "alias": is_alias})
+    await asyncio.gather(*writes)
     large = next(o for o in outputs if o["name"] == "large" and o["format"] == "jpeg"
                  and not o["alias"])
     steps = enhanced.steps

@@ -73,7 +73,9 @@ def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] 
     complexity = metrics["background_complexity"]
     if complexity > r.background_cleanup_above:
         model = r.models.background if complexity > r.ai_background_above else None
-        params: dict[str, Any] = {"color": list(e.background_color)}
+        params: dict[str, Any] = {"color": list(e.background_color),
+                                  "work_side": e.background_work_side,
+                                  "iterations": e.background_iterations}
         if subject_box:
             params["box"] = list(subject_box)
         wanted.append(("background", params, model or None))

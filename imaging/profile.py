@@ -126,6 +126,8 @@ class Enhancement:
     sharpen_radius: float
     clahe_clip_limit: float
     background_color: list
+    background_work_side: int
+    background_iterations: int
     upscale_max_scale: float
 
 

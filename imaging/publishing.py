@@ -43,21 +43,31 @@ def renditions_of_original(original: bytes, profile: Profile) -> list[Rendition]
     return renditions
 
 
+def publish_enhanced(enhanced: bytes, before_score: float,
+                     profile: Profile) -> Publication | str:
+    """The enhanced image's publication, or why the original must be published instead."""
+    renditions = render_outputs(decode_image(enhanced).bgr, profile.outputs)
+    large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
+    after = assess_quality(large.data, profile)
+    score = after.judgement.overall_score
+    if score > before_score + profile.outputs.min_improvement:
+        return Publication(renditions, after, False, None)
+    return f"enhanced scored {score:.1f}, original {before_score:.1f}: published the original"
+
+
+def publish_original(original: bytes, profile: Profile, reason: str | None) -> Publication:
+    """Publish the original (skipped plans, or enhancements that did not help)."""
+    renditions = renditions_of_original(original, profile)
+    large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
+    return Publication(renditions, assess_quality(large.data, profile), reason is not None,
+                       reason)
+
+
 def publish(original: bytes, enhanced: bytes | None, before_score: float,
             profile: Profile) -> Publication:
     """Renditions to publish; ``enhanced=None`` means the plan skipped enhancement."""
-    if enhanced is not None:
-        renditions = render_outputs(decode_image(enhanced).bgr, profile.outputs)
-        large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-        after = assess_quality(large.data, profile)
-        score = after.judgement.overall_score
-        if score > before_score + profile.outputs.min_improvement:
-            return Publication(renditions, after, False, None)
-        reason = (f"enhanced scored {score:.1f}, original {before_score:.1f}: "
-                  "published the original")
-    else:
-        reason = None
-    renditions = renditions_of_original(original, profile)
-    large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-    return Publication(renditions, assess_quality(large.data, profile), enhanced is not None,
-                       reason)
+    if enhanced is None:
+        return publish_original(original, profile, None)
+    result = publish_enhanced(enhanced, before_score, profile)
+    return result if isinstance(result, Publication) else publish_original(original, profile,
+                                                                           result)
