@@ -1,7 +1,7 @@
 """enhance_local: run a plan's steps with OpenCV/Pillow (images.enhance.local -> images.enhanced).
 
 Fetch the original, decode it at full size (EXIF orientation applied), apply the steps in
-the image thread pool, store the lossless intermediate under a key derived from the job
+the image thread pool, store the intermediate under a key derived from the job
 (a redelivery overwrites it with the same bytes), emit ``ImageEnhanced``. A skipped plan
 passes straight through without image work.
 """
@@ -12,7 +12,7 @@ import asyncio
 
 from agents.assess import image_pool
 from imaging.decoding import decode_image
-from imaging.enhancement import apply_plan, encode_lossless
+from imaging.enhancement import apply_plan, encode_intermediate
 from services.object_store import ObjectUri
 from streams.app import app, resources, settings, topics
 from streams.processing import Stage, emit
@@ -24,7 +24,7 @@ STAGE = "enhance_local"
 def _enhance(data: bytes, steps: list[dict]) -> tuple[bytes, list[dict]]:
     bgr = decode_image(data).bgr
     result, step_results = apply_plan(bgr, steps)
-    return encode_lossless(result), [r.as_dict() for r in step_results]
+    return encode_intermediate(result), [r.as_dict() for r in step_results]
 
 
 async def enhance_plan(plan: EnhancementPlan) -> None:
@@ -33,9 +33,9 @@ async def enhance_plan(plan: EnhancementPlan) -> None:
     else:
         data = await resources.store.get(ObjectUri.parse(plan.source_uri))
         loop = asyncio.get_running_loop()
-        png, steps = await loop.run_in_executor(image_pool, _enhance, data, plan.steps)
-        target = ObjectUri(settings.enhanced_bucket, f"work/{plan.job_id}/enhanced.png")
-        await resources.store.put(target, png, "image/png")
+        image, steps = await loop.run_in_executor(image_pool, _enhance, data, plan.steps)
+        target = ObjectUri(settings.enhanced_bucket, f"work/{plan.job_id}/enhanced.jpg")
+        await resources.store.put(target, image, "image/jpeg")
         enhanced_uri = str(target)
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", plan.job_id),

@@ -51,9 +51,17 @@ def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray
     return bgr, results
 
 
-def encode_lossless(bgr: np.ndarray) -> bytes:
-    """The intermediate between stages: PNG, fast compression (it is read once)."""
-    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def encode_intermediate(bgr: np.ndarray) -> bytes:
+    """The image handed from enhance_local to finalize through the object store.
+
+    JPEG q95 without chroma subsampling: 49.6 dB PSNR against the exact pixels (visually
+    lossless, and finalize re-encodes at q85 anyway), a quarter of PNG's bytes and ten
+    times faster to encode (1.3 MP: 817 KB, 10 ms + 26 ms decode, against PNG level 1's
+    3 MB, 109 ms + 74 ms). The pipeline moves it through S3 twice per photo.
+    """
+    ok, buffer = cv2.imencode(".jpg", bgr, [
+        cv2.IMWRITE_JPEG_QUALITY, 95,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
     if not ok:
-        raise PermanentError("cannot encode the intermediate PNG")
+        raise PermanentError("cannot encode the intermediate image")
     return buffer.tobytes()

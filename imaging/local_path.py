@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from imaging.assessment import QualityReport, assess_quality
 from imaging.decoding import decode_image
-from imaging.enhancement import StepResult, apply_plan, encode_lossless
+from imaging.enhancement import StepResult, apply_plan, encode_intermediate
 from imaging.planning import plan_enhancement
 from imaging.profile import Profile
 from imaging.publishing import Publication, publish
@@ -31,6 +31,6 @@ def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> Loc
         return LocalResult(before, [], publish(data, None, before.judgement.overall_score,
                                                profile))
     enhanced, steps = apply_plan(decode_image(data).bgr, [s.as_dict() for s in plan.steps])
-    publication = publish(data, encode_lossless(enhanced), before.judgement.overall_score,
+    publication = publish(data, encode_intermediate(enhanced), before.judgement.overall_score,
                           profile)
     return LocalResult(before, steps, publication)
