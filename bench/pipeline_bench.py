@@ -151,8 +151,8 @@ def main() -> None:
             worker.wait_log("[^Worker]: Ready", 120)
         urls = [w.base_url for w in workers]
         sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
-        sets = {"1 MP": megapixel_photos(args.megapixel)}
-        if sellers:
+        sets = {"1 MP": megapixel_photos(args.megapixel)} if args.megapixel else {}
+        if sellers and args.sellers:
             sets = {"seller-size": sellers[: args.sellers], **sets}
         print(f"== {len(workers)} workers on {len(os.sched_getaffinity(0))} cores, "
               f"embedded stack; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
