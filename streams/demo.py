@@ -63,15 +63,21 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         console.rule("[bold]4. results")
         image_ids = [r.body["image_id"] for r in summary.results if r.body.get("image_id")]
         rows = asyncio.run(_wait_for_results(image_ids, timeout=180))
-        table = Table("sample", "status", "tier before -> after", "steps", "published")
+        table = Table("sample", "status", "tier before -> after", "steps")
+        example_url = None
         for result in summary.results:
             row = rows.get(result.body.get("image_id"), {})
             before = _tier(row.get("before_tier"), row.get("before_score"))
             after = _tier(row.get("after_tier"), row.get("after_score"))
+            if row.get("kept_original") in (1, "true", True):
+                after += " (original kept)"
             table.add_row(result.path.name, row.get("status", result.outcome),
                           f"{before} -> {after}" if row.get("after_tier") else before,
-                          row.get("steps") or "", _short_url(row.get("cloudfront_url")))
+                          (row.get("steps") or "").replace(" ", ","))
+            example_url = example_url or row.get("cloudfront_url")
         console.print(table)
+        if example_url:
+            console.print(f"Published e.g. at {example_url}")
         console.print(f"Originals are in s3://{settings.originals_bucket}/originals/, "
                       f"renditions in s3://{settings.enhanced_bucket}/enhanced/<image_id>/.")
         topic = settings.topic_name("images.assessed")
@@ -102,10 +108,6 @@ def _tier(tier: str | None, score: float | None) -> str:
     return f"{tier} {score:.0f}" if tier and score is not None else (tier or "-")
 
 
-def _short_url(url: str | None) -> str:
-    return "..." + url[-28:] if url and len(url) > 31 else (url or "")
-
-
 async def _wait_for_results(image_ids: list[str], timeout: float) -> dict[str, dict]:
     """Rows of these images once all are completed (or whatever is there at the timeout)."""
     from services.database import Database
@@ -120,7 +122,9 @@ async def _wait_for_results(image_ids: list[str], timeout: float) -> dict[str, d
         " a.quality_tier AS after_tier, a.overall_score AS after_score,"
         " (SELECT GROUP_CONCAT(s.step_name ORDER BY s.step_order SEPARATOR ' ')"
         "  FROM enhancement_jobs j JOIN processing_steps s ON s.job_id = j.job_id"
-        "  WHERE j.image_id = p.image_id) AS steps"
+        "  WHERE j.image_id = p.image_id) AS steps,"
+        " (SELECT JSON_EXTRACT(j.enhancement_params, '$.kept_original')"
+        "  FROM enhancement_jobs j WHERE j.image_id = p.image_id LIMIT 1) AS kept_original"
         " FROM product_images p"
         " LEFT JOIN quality_metrics b ON b.image_id = p.image_id AND b.metric_type = 'before'"
         " LEFT JOIN quality_metrics a ON a.image_id = p.image_id AND a.metric_type = 'after'"
