@@ -30,7 +30,7 @@ import requests
 
 from imaging.local_path import process_locally
 from imaging.samples import render_product_scene
-from infra.namespace import drop_namespace
+from infra.namespace import drop_namespace, namespace_env, namespaced
 from infra.stack import Stack
 from infra.workers import start_worker
 from profiles import load_profile
@@ -136,13 +136,8 @@ def main() -> None:
     base = Settings()
     Stack(base).up(echo=lambda _: None)
     run = uuid.uuid4().hex[:8]
-    env = {"IMGSTREAM_TOPIC_PREFIX": f"bench-{run}.", "IMGSTREAM_APP_ID": f"imgstream-bench-{run}",
-           "IMGSTREAM_DB_NAME": f"imgstream_bench_{run}",
-           "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-bench-{run}-originals",
-           "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-bench-{run}-enhanced",
-           "IMGSTREAM_API_KEYS": ""}
-    settings = Settings(**{k.removeprefix("IMGSTREAM_").lower(): v for k, v in env.items()
-                           if k != "IMGSTREAM_API_KEYS"})
+    env = {**namespace_env("bench", run), "IMGSTREAM_API_KEYS": ""}
+    settings = namespaced(base, env)
     workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log", env=env)
                for port in PORTS]
     try:

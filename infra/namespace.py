@@ -46,3 +46,24 @@ async def drop_namespace(settings: Settings) -> list[str]:
     except Exception as exc:
         problems.append(f"topics: {exc}")
     return problems
+
+
+_NAMESPACED = ("topic_prefix", "app_id", "db_name", "originals_bucket", "enhanced_bucket")
+
+
+def namespace_env(kind: str, run: str) -> dict[str, str]:
+    """Environment for processes of a namespace (topic prefix, group, database, buckets)."""
+    return {
+        "IMGSTREAM_TOPIC_PREFIX": f"{kind}-{run}.",
+        "IMGSTREAM_APP_ID": f"imgstream-{kind}-{run}",
+        "IMGSTREAM_DB_NAME": f"imgstream_{kind}_{run}",
+        "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-{kind}-{run}-originals",
+        "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-{kind}-{run}-enhanced",
+    }
+
+
+def namespaced(settings: Settings, env: dict[str, str]) -> Settings:
+    """``settings`` with the namespace fields of ``env`` applied (for this process)."""
+    update = {name: env[f"IMGSTREAM_{name.upper()}"] for name in _NAMESPACED
+              if f"IMGSTREAM_{name.upper()}" in env}
+    return settings.model_copy(update=update)

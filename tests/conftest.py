@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.namespace import namespace_env
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_WEB_PORT = int(os.environ.get("IMGSTREAM_TEST_WEB_PORT", "16166"))
@@ -23,11 +25,7 @@ API_KEY = "test-key-1"
 
 NAMESPACE_ENV = {
     "IMGSTREAM_HOME": os.environ.get("IMGSTREAM_HOME", str(ROOT / ".imgstream")),
-    "IMGSTREAM_TOPIC_PREFIX": f"test-{RUN_ID}.",
-    "IMGSTREAM_APP_ID": f"imgstream-test-{RUN_ID}",
-    "IMGSTREAM_DB_NAME": f"imgstream_test_{RUN_ID}",
-    "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-test-{RUN_ID}-originals",
-    "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-test-{RUN_ID}-enhanced",
+    **namespace_env("test", RUN_ID),
     "IMGSTREAM_API_KEYS": f"{API_KEY},test-key-2",
     "IMGSTREAM_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
 }
@@ -99,24 +97,25 @@ def worker(stack):
         process.stop()
 
 
-@pytest.fixture()
-def db_query(stack):
-    """Run one query against the namespace database (fresh pool per call)."""
+def run_query(settings, sql: str, args=None) -> list[dict]:
+    """One query against ``settings``' database (fresh pool per call)."""
     from services.database import Database
 
+    async def run():
+        db = await Database.connect(settings, create=False)
+        try:
+            return await db.fetchall(sql, args)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture()
+def db_query(stack):
+    """Run one query against the namespace database."""
     _, settings = stack
-
-    def query(sql: str, args=None) -> list[dict]:
-        async def run():
-            db = await Database.connect(settings, create=False)
-            try:
-                return await db.fetchall(sql, args)
-            finally:
-                await db.close()
-
-        return asyncio.run(run())
-
-    return query
+    return lambda sql, args=None: run_query(settings, sql, args)
 
 
 @pytest.fixture()

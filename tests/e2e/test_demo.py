@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import schemas
-from tests.conftest import ROOT, _drop_namespace
+from infra.namespace import namespace_env, namespaced
+from tests.conftest import ROOT, _drop_namespace, run_query
 from tests.integration.test_stack import _processes_mentioning
 
 pytestmark = pytest.mark.e2e
@@ -32,24 +33,10 @@ DEMO_PORT = 16266
 @pytest.fixture()
 def demo_env(stack):
     _, settings = stack
-    run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "IMGSTREAM_TOPIC_PREFIX": f"e2e-{run}.",
-        "IMGSTREAM_APP_ID": f"imgstream-e2e-{run}",
-        "IMGSTREAM_DB_NAME": f"imgstream_e2e_{run}",
-        "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-e2e-{run}-originals",
-        "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-e2e-{run}-enhanced",
-        "IMGSTREAM_API_KEYS": "",
-        "IMGSTREAM_WEB_PORT": str(DEMO_PORT),
-    }
+    env = {**os.environ, **namespace_env("e2e", uuid.uuid4().hex[:8]),
+           "IMGSTREAM_API_KEYS": "", "IMGSTREAM_WEB_PORT": str(DEMO_PORT)}
     yield env
-    scoped = settings.model_copy(update={
-        "topic_prefix": env["IMGSTREAM_TOPIC_PREFIX"], "app_id": env["IMGSTREAM_APP_ID"],
-        "db_name": env["IMGSTREAM_DB_NAME"],
-        "originals_bucket": env["IMGSTREAM_ORIGINALS_BUCKET"],
-        "enhanced_bucket": env["IMGSTREAM_ENHANCED_BUCKET"]})
-    asyncio.run(_drop_namespace(scoped))
+    asyncio.run(_drop_namespace(namespaced(settings, env)))
 
 
 def _kcat_events(bootstrap: str, topic: str) -> list[dict]:
@@ -89,17 +76,8 @@ def test_demo_uploads_the_samples_and_stops_cleanly_on_ctrl_c(demo_env, stack, d
     time.sleep(0.5)
     assert _processes_mentioning(f"--web-port {DEMO_PORT}") == []
 
-    from services.database import Database
-
-    async def rows():
-        db = await Database.connect(settings.model_copy(
-            update={"db_name": demo_env["IMGSTREAM_DB_NAME"]}), create=False)
-        try:
-            return await db.fetchall("SELECT image_id, status FROM product_images")
-        finally:
-            await db.close()
-
-    recorded = asyncio.run(rows())
+    recorded = run_query(namespaced(settings, demo_env),
+                         "SELECT image_id, status FROM product_images")
     assert len(recorded) == 12
     assert {r["status"] for r in recorded} <= {"completed", "skipped"}
 

@@ -15,8 +15,9 @@ import requests
 
 import schemas
 from imaging.samples import generate_sample_batch
+from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
-from tests.conftest import API_KEY, TEST_WEB_PORT, _drop_namespace
+from tests.conftest import API_KEY, TEST_WEB_PORT, _drop_namespace, run_query
 from tests.integration.test_assess_agent import _produce, _wait_events
 from tests.integration.test_ingest_api import upload
 
@@ -139,15 +140,8 @@ def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
     """SIGKILL a worker while it works through a batch, restart it: each image once."""
     _, settings = stack
     run = uuid.uuid4().hex[:8]
-    env = {"IMGSTREAM_TOPIC_PREFIX": f"kill-{run}.", "IMGSTREAM_APP_ID": f"imgstream-kill-{run}",
-           "IMGSTREAM_DB_NAME": f"imgstream_kill_{run}",
-           "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-kill-{run}-originals",
-           "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-kill-{run}-enhanced"}
-    scoped = settings.model_copy(update={
-        "topic_prefix": env["IMGSTREAM_TOPIC_PREFIX"], "app_id": env["IMGSTREAM_APP_ID"],
-        "db_name": env["IMGSTREAM_DB_NAME"],
-        "originals_bucket": env["IMGSTREAM_ORIGINALS_BUCKET"],
-        "enhanced_bucket": env["IMGSTREAM_ENHANCED_BUCKET"]})
+    env = namespace_env("kill", run)
+    scoped = namespaced(settings, env)
     port = TEST_WEB_PORT + 5
     log = settings.logs_dir / f"worker-kill-{run}.log"
     worker = start_worker(port, log, env=env)
@@ -165,7 +159,7 @@ def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
 
         def completed() -> int:
             marks = ", ".join(["%s"] * len(ids))
-            return _query(scoped, f"SELECT COUNT(*) AS n FROM product_images WHERE image_id IN"
+            return run_query(scoped, f"SELECT COUNT(*) AS n FROM product_images WHERE image_id IN"
                                   f" ({marks}) AND status IN ('completed', 'skipped')",
                           ids)[0]["n"]
 
@@ -178,27 +172,12 @@ def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
         worker.wait_ready(120)
         _wait_for(lambda: completed() == len(ids), 240)
         marks = ", ".join(["%s"] * len(ids))
-        jobs = _query(scoped, f"SELECT image_id, COUNT(*) AS n FROM enhancement_jobs WHERE "
+        jobs = run_query(scoped, f"SELECT image_id, COUNT(*) AS n FROM enhancement_jobs WHERE "
                               f"image_id IN ({marks}) GROUP BY image_id", ids)
         assert len(jobs) == len(ids) and {j["n"] for j in jobs} == {1}
-        dup_steps = _query(scoped, "SELECT job_id, step_order, COUNT(*) AS n FROM "
+        dup_steps = run_query(scoped, "SELECT job_id, step_order, COUNT(*) AS n FROM "
                                    "processing_steps GROUP BY job_id, step_order HAVING n > 1")
         assert dup_steps == []
     finally:
         worker.stop()
         asyncio.run(_drop_namespace(scoped))
-
-
-def _query(settings, sql, args=None):
-    from services.database import Database
-
-    async def run():
-        db = await Database.connect(settings, create=False)
-        try:
-            return await db.fetchall(sql, args)
-        finally:
-            await db.close()
-
-    return asyncio.run(run())
-
-
