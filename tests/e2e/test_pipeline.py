@@ -20,6 +20,7 @@ from infra.workers import start_worker
 from tests.conftest import API_KEY, TEST_WEB_PORT, _drop_namespace, run_query
 from tests.integration.test_assess_agent import _produce, _wait_events
 from tests.integration.test_ingest_api import upload
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,7 @@ def test_mixed_batch_completes_with_rows_objects_and_invalidations(worker, stack
             assert head["ContentLength"] == output["size_bytes"]
         assert event["cdn_url"].startswith(f"https://{settings.cdn_domain}/enhanced/{image_id}/")
 
-    rows = _wait_for(lambda: _complete_rows(db_query, ids), 60)
+    rows = wait_for(lambda: _complete_rows(db_query, ids), 60)
     for row in rows:
         event = completed[row["image_id"]]
         assert row["status"] == event["status"]
@@ -105,7 +106,7 @@ def test_mixed_batch_completes_with_rows_objects_and_invalidations(worker, stack
                               aws_secret_access_key="x")
     alias_paths = {"/" + o["uri"][5:].split("/", 1)[1] for e in completed.values()
                    for o in e["outputs"] if o["alias"]}
-    _wait_for(lambda: alias_paths <= _invalidated_paths(cloudfront), 60)
+    wait_for(lambda: alias_paths <= _invalidated_paths(cloudfront), 60)
 
 
 def _complete_rows(db_query, ids):
@@ -126,14 +127,6 @@ def _invalidated_paths(cloudfront) -> set[str]:
     return paths
 
 
-def _wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
 
 
 def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
@@ -163,14 +156,14 @@ def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
                                   f" ({marks}) AND status IN ('completed', 'skipped')",
                           ids)[0]["n"]
 
-        _wait_for(lambda: completed() >= 2, 120)
+        wait_for(lambda: completed() >= 2, 120)
         assert completed() < len(ids), "the batch finished before the kill; nothing tested"
         os.killpg(worker.process.pid, signal.SIGKILL)
         worker.process.wait(10)
 
         worker = start_worker(port, log, env=env)
         worker.wait_ready(120)
-        _wait_for(lambda: completed() == len(ids), 240)
+        wait_for(lambda: completed() == len(ids), 240)
         marks = ", ".join(["%s"] * len(ids))
         jobs = run_query(scoped, f"SELECT image_id, COUNT(*) AS n FROM enhancement_jobs WHERE "
                               f"image_id IN ({marks}) GROUP BY image_id", ids)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from confluent_kafka import Producer
@@ -12,6 +10,7 @@ from streams.records import DeadLetter, deterministic_id
 from streams.topics import TOPIC_SPECS
 from tests import hostile_files as hf
 from tests.integration.test_ingest_api import upload
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +21,6 @@ def _produce(settings, key: bytes | None, value: bytes) -> None:
     assert producer.flush(10) == 0
 
 
-def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
 
 
 def _letter(image_id: str | None, marker: str) -> DeadLetter:
@@ -44,7 +35,7 @@ def _letter(image_id: str | None, marker: str) -> DeadLetter:
 def test_poison_does_not_stop_the_agent_and_letters_are_recorded(worker, stack, db_query):
     _, settings = stack
     image_id = upload(worker, hf.photo(seed=31), sku_id="SKU-dlq").json()["image_id"]
-    _wait_for(lambda: db_query("SELECT 1 FROM product_images WHERE image_id = %s AND "
+    wait_for(lambda: db_query("SELECT 1 FROM product_images WHERE image_id = %s AND "
                                "status = 'analyzed'", (image_id,)))  # assess is done with it
 
     _produce(settings, b"junk", b"\x00\x01 this is not a dead letter")
@@ -53,7 +44,7 @@ def test_poison_does_not_stop_the_agent_and_letters_are_recorded(worker, stack, 
     _produce(settings, image_id.encode(), letter.to_json())
     _produce(settings, image_id.encode(), letter.to_json())  # redelivery: recorded once
 
-    rows = _wait_for(lambda: db_query(
+    rows = wait_for(lambda: db_query(
         "SELECT * FROM dead_letters WHERE event_id = %s", (letter.event_id,)))
     assert len(rows) == 1
     assert rows[0]["stage"] == "assess" and rows[0]["error_class"] == "PermanentError"
