@@ -1,17 +1,20 @@
-"""mysql_sink: record every completed image in MySQL (images.completed -> tables).
+"""mysql_sink: record every completed image and every AI spend in MySQL.
 
-Writes product_images (status, enhanced_url, cloudfront_url), enhancement_jobs,
-processing_steps and the `after` quality_metrics row in one idempotent transaction
-(``services.completion_records``). The offset advances only after the commit; while
-MySQL is down the sink waits and retries with backoff (never dead-letters for that).
+images.completed -> product_images (status, enhanced_url, cloudfront_url),
+enhancement_jobs, processing_steps and the `after` quality_metrics row, in one
+idempotent transaction (``services.completion_records``).
+images.ai.budget -> ai_usage_logs, one row per AI step (``services.usage_records``).
+Offsets advance only after the commit; while MySQL is down the sinks wait and retry with
+backoff (never dead-letter for that).
 """
 
 from __future__ import annotations
 
 from services.completion_records import save_completion
+from services.usage_records import save_ai_usage
 from streams.app import app, resources, topics
 from streams.processing import SINK_RETRY, Stage
-from streams.records import ImageCompleted
+from streams.records import AISpendSettled, ImageCompleted
 
 STAGE = "mysql_sink"
 
@@ -27,3 +30,17 @@ stage = Stage(STAGE, ImageCompleted, record_completion, topics.dead_letter, SINK
 async def mysql_sink(stream):
     await resources.ready_with_retry()
     await stage.run(stream)
+
+
+async def record_ai_usage(settlement: AISpendSettled) -> None:
+    await save_ai_usage(resources.db, settlement)
+
+
+usage_stage = Stage("ai_usage_sink", AISpendSettled, record_ai_usage, topics.dead_letter,
+                    SINK_RETRY)
+
+
+@app.agent(topics.ai_budget, name="ai_usage_sink")
+async def ai_usage_sink(stream):
+    await resources.ready_with_retry()
+    await usage_stage.run(stream)

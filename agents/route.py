@@ -1,20 +1,28 @@
-"""route: a quality report becomes an enhancement plan (images.assessed -> images.enhance.local).
+"""route: a quality report becomes an enhancement plan.
 
-The decision tree is ``imaging.planning`` (pure, every threshold from the profile). The
-AI path does not exist yet, so AI decisions run their local fallback with the reason
-recorded; once it does, plans with AI steps will go to ``images.ai.requests`` instead,
-in the same format. The job id is derived from (image, profile name, version): a
-redelivered or replayed report yields the same job.
+The decision tree is ``imaging.planning`` (pure, every threshold from the profile). A
+plan without AI steps goes to images.enhance.local; a plan with AI steps asks the
+budget gate first (images.ai.requests, keyed by the budget day). With AI disabled in
+settings, AI steps run their local fallback, reason ``ai_disabled``. The job id is
+derived from (image, profile name, version) and the request id from the job: a
+redelivered or replayed report yields the same job and never reserves twice.
 """
 
 from __future__ import annotations
 
-from imaging.planning import plan_enhancement
+from imaging.planning import AI_DISABLED, ai_steps, plan_enhancement
 from streams.app import app, catalog, profile, resources, settings, topics
+from streams.budget import budget_zone, today
 from streams.processing import Stage, emit
-from streams.records import EnhancementPlan, QualityAssessed, deterministic_id
+from streams.records import (
+    AIEnhancementRequested,
+    EnhancementPlan,
+    QualityAssessed,
+    deterministic_id,
+)
 
 STAGE = "route"
+BUDGET_ZONE = budget_zone(settings.budget_timezone)
 
 
 def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
@@ -23,7 +31,7 @@ def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
 
 def build_plan(report: QualityAssessed) -> EnhancementPlan:
     plan = plan_enhancement(report.metrics, report.tier, report.subject.get("box"), profile,
-                            catalog)
+                            catalog, None if settings.ai_enabled else AI_DISABLED)
     job_id = job_id_for(report.image_id, report.profile["name"], report.profile["version"])
     return EnhancementPlan.new(
         event_id=deterministic_id("EnhancementPlan", job_id),
@@ -43,9 +51,29 @@ def build_plan(report: QualityAssessed) -> EnhancementPlan:
     )
 
 
+def ai_request(plan: EnhancementPlan, day: str) -> AIEnhancementRequested:
+    request_id = deterministic_id("AIEnhancementRequested", plan.job_id)
+    return AIEnhancementRequested.new(
+        event_id=request_id,
+        request_id=request_id,
+        image_id=plan.image_id,
+        job_id=plan.job_id,
+        budget_key=day,
+        budget_day=day,
+        estimated_cost_usd=plan.estimated_cost_usd,
+        plan=plan.to_document(),
+    )
+
+
 async def route_report(report: QualityAssessed) -> None:
     plan = build_plan(report)
-    await emit(topics.enhance_local, plan, report.image_id, validate=settings.validate_events)
+    if ai_steps(plan.steps):
+        request = ai_request(plan, today(BUDGET_ZONE))
+        await emit(topics.ai_requests, request, request.budget_key,
+                   validate=settings.validate_events)
+    else:
+        await emit(topics.enhance_local, plan, report.image_id,
+                   validate=settings.validate_events)
 
 
 stage = Stage(STAGE, QualityAssessed, route_report, topics.dead_letter)

@@ -14,8 +14,9 @@ The seed design's tree, every number from the profile:
 * always sharpen, last.
 
 An AI step names its model and estimated price (model catalog). When the AI path cannot
-take it, the step runs its local fallback with ``method = "local"``, the wanted model id
-kept, cost 0 and the reason in ``fallback_reason``: the plan's format is the same either way.
+take it (AI disabled, or later the day's budget is exhausted: :func:`downgrade_ai_steps`),
+the step runs its local fallback with ``method = "local"``, the wanted model id kept,
+cost 0 and the reason in ``fallback_reason``: the plan's format is the same either way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from imaging.profile import Profile
 from services.model_catalog import ModelCatalog
 
-AI_UNAVAILABLE = "ai_path_not_available"
+AI_DISABLED = "ai_disabled"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Plan:
 
 def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] | None,
                      profile: Profile, catalog: ModelCatalog,
-                     ai_unavailable_reason: str | None = AI_UNAVAILABLE) -> Plan:
+                     ai_unavailable_reason: str | None = None) -> Plan:
     """Ordered steps for one assessed photo. ``ai_unavailable_reason=None`` allows AI."""
     if tier == "excellent":
         return Plan(skip=True, steps=[])
@@ -92,13 +93,31 @@ def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] 
             continue
         price = catalog.get(model).price_usd
         if ai_unavailable_reason:
-            steps.append(PlannedStep(
-                order, operation, "local", params, model_id=model,
-                fallback_reason=f"{ai_unavailable_reason}: {model} (${price:.2f}) not called"))
+            steps.append(PlannedStep(order, operation, "local", params, model_id=model,
+                                     fallback_reason=_not_called(ai_unavailable_reason, model,
+                                                                 price)))
         else:
             steps.append(PlannedStep(order, operation, "ai", params, model_id=model,
                                      estimated_cost_usd=price))
     return Plan(skip=False, steps=steps)
+
+
+def _not_called(reason: str, model: str, price: float) -> str:
+    return f"{reason}: {model} (${price:.2f}) not called"
+
+
+def ai_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in steps if s["method"] == "ai"]
+
+
+def downgrade_ai_steps(steps: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """The same steps with every AI step turned into its local fallback, reason recorded."""
+    return [
+        {**s, "method": "local", "estimated_cost_usd": 0.0,
+         "fallback_reason": _not_called(reason, s["model_id"], s["estimated_cost_usd"])}
+        if s["method"] == "ai" else s
+        for s in steps
+    ]
 
 
 def check_routing_models(profile: Profile, catalog: ModelCatalog) -> None:

@@ -14,6 +14,7 @@ from mode import Service
 from imaging.planning import check_routing_models
 from profiles import load_profile
 from services.model_catalog import load_catalog
+from streams.budget import budget_zone
 from streams.errors import ConfigurationError
 from streams.resources import Resources
 from streams.settings import get_settings
@@ -27,6 +28,7 @@ try:
     profile = load_profile(settings.profile, settings.profiles_dir)
     catalog = load_catalog()
     check_routing_models(profile, catalog)  # an unknown or retired model stops us here
+    budget_zone(settings.budget_timezone)
 except ConfigurationError as exc:
     raise SystemExit(f"imgstream: {exc}") from None
 (settings.home / "workers").mkdir(parents=True, exist_ok=True)
@@ -69,8 +71,10 @@ class SharedResources(Service):
 # Registration: importing these modules attaches their agents and views to ``app``.
 from agents import (  # noqa: E402,F401
     assess,
+    budget_gate,
     cdn_sink,
     dead_letters,
+    enhance_ai,
     enhance_local,
     finalize,
     mysql_sink,

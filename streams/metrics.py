@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 EVENTS_PROCESSED = Counter(
     "imgstream_events_processed_total",
@@ -39,6 +45,50 @@ UPLOAD_SECONDS = Histogram(
     "imgstream_upload_seconds",
     "Time to validate, store, record and emit one upload.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+BEDROCK_CALLS = Counter(
+    "imgstream_bedrock_calls_total",
+    "Model invocations, by model and outcome (paid, cache_hit, or the failure kind).",
+    ["model", "outcome"],
+)
+BEDROCK_RETRIES = Counter(
+    "imgstream_bedrock_retries_total",
+    "InvokeModel attempts retried after a retryable error, by model and error code.",
+    ["model", "error"],
+)
+BEDROCK_CALL_SECONDS = Histogram(
+    "imgstream_bedrock_call_seconds",
+    "Time of one InvokeModel HTTP attempt, by model.",
+    ["model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+AI_CACHE = Counter(
+    "imgstream_ai_cache_total",
+    "AI result cache lookups and writes (hit, recovered, miss, stored, store_failed).",
+    ["outcome"],
+)
+
+BUDGET_DECISIONS = Counter(
+    "imgstream_budget_decisions_total",
+    "Budget gate decisions: reserved, already_reserved, already_finished, does_not_fit,"
+    " settled, released, duplicate_settlement.",
+    ["decision"],
+)
+BUDGET_EXCESS = Counter(
+    "imgstream_budget_excess_usd_total",
+    "Spend settled above its reservation (should stay 0: prices changed mid-flight).",
+)
+BUDGET_USD = Gauge(
+    "imgstream_ai_budget_usd",
+    "Today's AI budget as this worker's table copy sees it, by kind (cap, reserved,"
+    " settled, remaining).",
+    ["kind"],
+)
+AI_STEPS = Counter(
+    "imgstream_ai_steps_total",
+    "AI steps run by enhance_ai, by operation and outcome (ai, cache_hit, fallback).",
+    ["operation", "outcome"],
 )
 
 

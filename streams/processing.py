@@ -100,12 +100,15 @@ class Stage(Generic[E]):
         handle: Callable[[E], Awaitable[None]],
         dead_letters: faust.TopicT,
         retry: RetryPolicy = RetryPolicy(),
+        on_failure: Callable[[E, Exception], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.event_type = event_type
         self.handle = handle
         self.dead_letters = dead_letters
         self.retry = retry
+        # Runs before a decoded event is dead-lettered (e.g. release its budget).
+        self.on_failure = on_failure
 
     async def run(self, stream: faust.StreamT) -> None:
         """Consume ``stream`` forever; one bad message never stops the loop."""
@@ -123,6 +126,7 @@ class Stage(Generic[E]):
         """Handle one message; returns the outcome ("ok" or "dead_lettered")."""
         started = time.perf_counter()
         attempts = 0
+        record: E | None = None
         try:
             record = decode_event(self.event_type, message.value)
             while True:
@@ -140,6 +144,11 @@ class Stage(Generic[E]):
                     await asyncio.sleep(delay)
             outcome = "ok"
         except Exception as exc:  # every failure of one message is contained here
+            if record is not None and self.on_failure is not None:
+                try:
+                    await self.on_failure(record, exc)
+                except Exception:
+                    log.exception("%s: failure hook failed", self.name)
             await self._dead_letter(message, exc, max(attempts, 1))
             outcome = "dead_lettered"
         EVENTS_PROCESSED.labels(self.name, outcome).inc()

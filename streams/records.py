@@ -134,6 +134,8 @@ class AIEnhancementRequested(Event):
     schema_name = "ai_enhancement_requested"
 
     request_id: str
+    image_id: str
+    job_id: str
     budget_key: str
     budget_day: str
     estimated_cost_usd: float
@@ -147,9 +149,33 @@ class AIEnhancementApproved(Event):
 
     request_id: str
     reservation_id: str
+    image_id: str
+    job_id: str
+    budget_key: str
     budget_day: str
     reserved_usd: float
     plan: dict[str, Any]
+
+
+class AISpendSettled(Event):
+    """What an approved request really cost, back to the day's owner (images.ai.budget).
+
+    ``outcome`` is ``settled`` (some money spent, or none because of cache hits) or
+    ``released`` (the work failed before any call). ``usage`` has one entry per AI step.
+    """
+
+    schema_name = "ai_spend_settled"
+
+    request_id: str
+    reservation_id: str
+    image_id: str
+    job_id: str
+    budget_key: str
+    budget_day: str
+    reserved_usd: float
+    settled_usd: float
+    outcome: str
+    usage: list[dict[str, Any]]
 
 
 class ImageEnhanced(Event):
@@ -215,6 +241,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     EnhancementPlan,
     AIEnhancementRequested,
     AIEnhancementApproved,
+    AISpendSettled,
     ImageEnhanced,
     ImageCompleted,
     DeadLetter,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.bedrock import BedrockClient
 from services.database import Database, apply_migrations
+from services.model_catalog import load_catalog
 from services.object_store import ObjectStore
 from streams.errors import RetryableError, ServiceUnavailable
 from streams.settings import Settings
@@ -20,6 +22,7 @@ class Resources:
         self.settings = settings
         self._db: Database | None = None
         self._store: ObjectStore | None = None
+        self._bedrock: BedrockClient | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -37,6 +40,13 @@ class Resources:
         if self._store is None:
             raise ServiceUnavailable("object store not initialised yet")
         return self._store
+
+    @property
+    def bedrock(self) -> BedrockClient:
+        """The Bedrock runtime client (its result cache lives in the object store)."""
+        if self._bedrock is None:
+            self._bedrock = BedrockClient(self.settings, load_catalog(), self.store)
+        return self._bedrock
 
     async def ready(self) -> None:
         """Open everything once; raises ServiceUnavailable while a service is down."""
@@ -71,6 +81,9 @@ class Resources:
                 delay = min(delay * 2, max_delay)
 
     async def close(self) -> None:
+        if self._bedrock is not None:
+            self._bedrock.close()
+            self._bedrock = None
         if self._db is not None:
             await self._db.close()
             self._db = None

@@ -60,6 +60,40 @@ class Settings(BaseSettings):
     # How long the first pending path waits for others before its batch is sent.
     invalidation_window_seconds: float = Field(default=5.0, ge=0.1)
 
+    # Amazon Bedrock runtime. The embedded stack runs the project's emulator
+    # (infra/bedrock_emulator.py) here; production leaves the endpoint unset.
+    bedrock_endpoint: str | None = "http://127.0.0.1:15002"
+    bedrock_region: str = "us-east-1"
+    # Credentials for request signing; unset, boto3's default chain is used (production).
+    # With an endpoint set and nothing in the environment, placeholders sign for the emulator.
+    bedrock_access_key: str | None = None
+    bedrock_secret_key: str | None = None
+    bedrock_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Attempts per call for retryable errors (throttling, 5xx, model timeouts).
+    bedrock_max_attempts: int = Field(default=8, ge=1)
+    bedrock_backoff_base_seconds: float = Field(default=0.25, ge=0)
+    bedrock_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    # Bucket of paid model results keyed by (input hash, model, parameters).
+    ai_cache_bucket: str = "imgstream-ai-cache"
+    # False: every AI step runs its local fallback (reason ai_disabled); nothing is paid.
+    ai_enabled: bool = True
+
+    # Daily AI budget (budget_gate). The day is the calendar day in budget_timezone.
+    budget_daily_cap_usd: float = Field(default=25.0, ge=0)
+    # Optional caps per operation within the day, e.g. {"background": 10.0}.
+    budget_operation_caps_usd: dict[str, float] = Field(default_factory=dict)
+    budget_timezone: str = "UTC"
+
+    # Bedrock emulator faults (embedded stack; also settable at run time through its
+    # admin endpoint). Rates are probabilities per call.
+    emulator_throttle_rate: float = Field(default=0.0, ge=0, le=1)
+    emulator_error_rate: float = Field(default=0.0, ge=0, le=1)
+    emulator_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    emulator_filter_rate: float = Field(default=0.0, ge=0, le=1)
+    emulator_latency_ms: float = Field(default=0.0, ge=0)
+    emulator_latency_p95_ms: float = Field(default=0.0, ge=0)
+    emulator_seed: int = 7
+
     # MySQL / MariaDB
     db_host: str = "127.0.0.1"
     db_port: int = 3306
@@ -115,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def cloudfront_port(self) -> int | None:
         return urlsplit(self.cloudfront_endpoint).port if self.cloudfront_endpoint else None
+
+    @property
+    def bedrock_port(self) -> int | None:
+        return urlsplit(self.bedrock_endpoint).port if self.bedrock_endpoint else None
 
     @property
     def logs_dir(self) -> Path:

@@ -10,6 +10,7 @@ import faust
 from streams.records import (
     AIEnhancementApproved,
     AIEnhancementRequested,
+    AISpendSettled,
     DeadLetter,
     EnhancementPlan,
     Event,
@@ -51,6 +52,10 @@ TOPIC_SPECS: dict[str, TopicSpec] = {
     "ai": TopicSpec(
         "images.ai", AIEnhancementApproved, "image_id", timedelta(days=7),
         "AI work with reserved budget, for enhance_ai.",
+    ),
+    "ai_budget": TopicSpec(
+        "images.ai.budget", AISpendSettled, "budget_key", timedelta(days=7),
+        "Settlements of approved AI work, back to the owner of the budget day.",
     ),
     "enhanced": TopicSpec(
         "images.enhanced", ImageEnhanced, "image_id", timedelta(days=7),

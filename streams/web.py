@@ -1,19 +1,32 @@
-"""Operational views on the worker's web port: health and Prometheus metrics."""
+"""Operational views on the worker's web port: health, Prometheus metrics, AI costs."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import faust
-from aiohttp import web
+from aiohttp import ClientTimeout, web
 
+from agents.budget_gate import budget_days, costs_summary
 from streams import metrics
-from streams.app import app, resources
+from streams.app import app, resources, settings
+from streams.budget import budget_zone, today
+
+BUDGET_ZONE = budget_zone(settings.budget_timezone)
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def refresh_budget_gauges() -> None:
+    summary = costs_summary(today(BUDGET_ZONE))
+    for kind in ("cap", "reserved", "settled", "remaining"):
+        metrics.BUDGET_USD.labels(kind).set(summary[f"{kind}_usd"])
 
 
 @app.page("/metrics")
 class MetricsView(faust.web.View):
     async def get(self, request: web.Request) -> web.Response:
+        refresh_budget_gauges()
         body, content_type = metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -42,3 +55,40 @@ class HealthView(faust.web.View):
             {"status": "ok" if healthy else "degraded", "checks": checks},
             status=200 if healthy else 503,
         )
+
+
+@app.page("/api/stats/costs")
+class CostsView(faust.web.View):
+    """A budget day's cap, reserved and settled spend, by operation and model.
+
+    ``?day=YYYY-MM-DD`` (default: today in the budget time zone). The worker that owns
+    the day's partition answers; others forward the request to it, and answer from
+    their standby copy (``authoritative: false``) only when the owner cannot be reached.
+    """
+
+    async def get(self, request: web.Request) -> web.Response:
+        day = request.query.get("day") or today(BUDGET_ZONE)
+        if not DAY.match(day):
+            return web.json_response({"error": "day must be YYYY-MM-DD"}, status=400)
+        owner = self._owner(day)
+        here = str(app.conf.canonical_url).rstrip("/")
+        if request.query.get("local") != "1" and owner and owner != here:
+            try:
+                async with app.http_client.get(
+                        f"{owner}/api/stats/costs", params={"day": day, "local": "1"},
+                        timeout=ClientTimeout(total=5)) as response:
+                    if response.status == 200:
+                        return web.json_response(await response.json())
+            except (TimeoutError, OSError):
+                pass
+        summary = costs_summary(day)
+        summary.update(timezone=settings.budget_timezone, served_by=here,
+                       authoritative=owner == here)
+        return web.json_response(summary)
+
+    @staticmethod
+    def _owner(day: str) -> str | None:
+        try:
+            return str(app.router.key_store(budget_days.name, day.encode())).rstrip("/")
+        except (KeyError, AttributeError, TypeError):
+            return None

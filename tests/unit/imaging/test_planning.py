@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from imaging.planning import check_routing_models, plan_enhancement
+from imaging.planning import ai_steps, check_routing_models, downgrade_ai_steps, plan_enhancement
 from profiles import load_profile
 from services.model_catalog import load_catalog
 from streams.errors import ConfigurationError
@@ -39,15 +39,32 @@ def test_a_good_photo_gets_the_always_steps_only():
     (dict(noise=6.0), "denoise", None),
 ])
 def test_seed_decision_tree(change, operation, model):
-    plan = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG)
+    plan = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG,
+                            ai_unavailable_reason="ai_disabled")
     [step] = [s for s in plan.steps if s.operation == operation]
     assert step.model_id == model
-    assert step.method == "local"  # the AI path does not exist yet
+    assert step.method == "local"
     if model:
-        assert step.fallback_reason.startswith("ai_path_not_available")
+        assert step.fallback_reason.startswith("ai_disabled: " + model)
         assert step.estimated_cost_usd == 0
     else:
         assert step.fallback_reason is None
+    allowed = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG)
+    [step] = [s for s in allowed.steps if s.operation == operation]
+    assert step.method == ("ai" if model else "local")
+
+
+def test_downgrade_turns_ai_steps_into_their_local_fallback():
+    metrics = {**CLEAN, "background_complexity": 0.7, "width": 400, "height": 500, "blur": 20.0}
+    steps = [s.as_dict() for s in plan_enhancement(metrics, "poor", None, PROFILE, CATALOG).steps]
+    downgraded = downgrade_ai_steps(steps, "budget_exhausted: $0 left")
+    assert [s["operation"] for s in downgraded] == [s["operation"] for s in steps]
+    assert all(s["method"] == "local" and s["estimated_cost_usd"] == 0 for s in downgraded)
+    changed = [s for s in downgraded if s["fallback_reason"]]
+    assert {s["operation"] for s in changed} == {"background", "upscale"}
+    assert all(s["fallback_reason"].startswith("budget_exhausted: $0 left: stability.")
+               for s in changed)
+    assert ai_steps(downgraded) == [] and len(ai_steps(steps)) == 2
 
 
 def test_ai_steps_carry_price_when_ai_is_available():

@@ -126,3 +126,21 @@ def test_backoff_grows_and_is_capped():
     assert 0.5 <= policy.delay(1) <= 1
     assert 4 <= policy.delay(4) <= 8
     assert 4 <= policy.delay(20) <= 8
+
+
+async def test_failure_hook_runs_before_dead_letter_and_only_for_decoded_events():
+    calls = []
+
+    async def broken(event):
+        raise PermanentError("object missing")
+
+    async def hook(event, exc):
+        calls.append((event.image_id, str(exc)))
+
+    topic = RecordingTopic()
+    stage = Stage("test", ImageUploaded, broken, topic, FAST, on_failure=hook)
+    event = _uploaded()
+    assert await stage.process(_message(event.to_json())) == "dead_lettered"
+    assert calls == [(event.image_id, "object missing")] and len(topic.sent) == 1
+    assert await stage.process(_message(b"not json", offset=8)) == "dead_lettered"
+    assert len(calls) == 1 and len(topic.sent) == 2

@@ -1,0 +1,166 @@
+"""budget_gate: AI requests reserve money in the day's budget before any call is made.
+
+images.ai.requests -> images.ai (approved) or images.enhance.local (did not fit: AI steps
+downgraded, reason ``budget_exhausted``); images.ai.budget (settlements) -> the tables.
+
+Requests and settlements are keyed by the budget day, and the two tables below live on
+the same partitions, so one worker owns a day's spend and decides alone. The decisions
+are ``streams.budget`` (pure, integer micro-dollars). A redelivered request is found by
+its id and never reserves twice; a second settlement of a reservation changes nothing.
+Table changes are flushed to their changelog before the approval is sent: a crash may
+lose an approval (the request comes back and is approved again with the same ids) but
+never a reservation that enhance_ai could act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from imaging.planning import downgrade_ai_steps
+from streams.app import app, settings, topics
+from streams.budget import (
+    Caps,
+    DayLedger,
+    Decision,
+    Reservation,
+    day_summary,
+    reserve,
+    settle,
+    to_micros,
+    to_usd,
+)
+from streams.metrics import BUDGET_DECISIONS, BUDGET_EXCESS
+from streams.processing import Stage, emit
+from streams.records import (
+    AIEnhancementApproved,
+    AIEnhancementRequested,
+    AISpendSettled,
+    EnhancementPlan,
+    deterministic_id,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE = "budget_gate"
+CAPS = Caps.from_usd(settings.budget_daily_cap_usd, settings.budget_operation_caps_usd)
+
+# Values are JSON documents (streams.budget dataclasses). Keys are raw bytes, as on the
+# topics, so a day's key hashes to the partition its messages are on (owner lookup).
+budget_days = app.Table(
+    "budget-days", default=None, partitions=settings.topic_partitions, key_type=bytes,
+    help="Per budget day: reserved and settled micro-dollars, by operation and model.")
+budget_reservations = app.Table(
+    "budget-reservations", default=None, partitions=settings.topic_partitions,
+    key_type=bytes,
+    help="Per AI request: its reservation and whether it was settled or released.")
+
+
+def ai_amounts(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """Micro-dollars to reserve per operation: the AI steps' catalog prices."""
+    amounts: dict[str, int] = {}
+    for step in steps:
+        if step["method"] == "ai":
+            amounts[step["operation"]] = (amounts.get(step["operation"], 0)
+                                          + to_micros(step["estimated_cost_usd"]))
+    return amounts
+
+
+def day_ledger(day: str) -> DayLedger:
+    return DayLedger.from_document(budget_days.get(day.encode()), day)
+
+
+def approval_for(request: AIEnhancementRequested, reservation: Reservation
+                 ) -> AIEnhancementApproved:
+    return AIEnhancementApproved.new(
+        event_id=deterministic_id("AIEnhancementApproved", request.request_id),
+        request_id=request.request_id,
+        reservation_id=reservation.id,
+        image_id=request.image_id,
+        job_id=request.job_id,
+        budget_key=request.budget_key,
+        budget_day=request.budget_day,
+        reserved_usd=to_usd(reservation.amount),
+        plan=request.plan,
+    )
+
+
+def downgraded_plan(request: AIEnhancementRequested, reason: str) -> EnhancementPlan:
+    plan = EnhancementPlan.from_document(request.plan)
+    plan.steps = downgrade_ai_steps(plan.steps, reason)
+    plan.estimated_cost_usd = 0.0
+    return plan
+
+
+async def gate_request(request: AIEnhancementRequested) -> None:
+    # Read, decide and write without an await in between: the settle agent shares the
+    # tables on this event loop.
+    stored = budget_reservations.get(request.request_id.encode())
+    outcome = reserve(day_ledger(request.budget_day),
+                      Reservation.from_document(stored) if stored else None,
+                      request.request_id, ai_amounts(request.plan["steps"]), CAPS)
+    BUDGET_DECISIONS.labels(outcome.decision.value).inc()
+    if outcome.decision is Decision.RESERVED:
+        assert outcome.reservation is not None
+        budget_reservations[request.request_id.encode()] = outcome.reservation.to_document()
+        budget_days[request.budget_day.encode()] = outcome.day.to_document()
+        await app.producer.flush()
+    if outcome.decision in (Decision.RESERVED, Decision.ALREADY_RESERVED):
+        assert outcome.reservation is not None
+        await emit(topics.ai, approval_for(request, outcome.reservation), request.image_id,
+                   validate=settings.validate_events)
+    elif outcome.decision is Decision.DOES_NOT_FIT:
+        budget_days[request.budget_day.encode()] = outcome.day.to_document()
+        assert outcome.reason is not None
+        await emit(topics.enhance_local, downgraded_plan(request, outcome.reason),
+                   request.image_id, validate=settings.validate_events)
+    else:
+        log.info("%s: request %s was settled already; nothing to do", STAGE,
+                 request.request_id)
+
+
+async def settle_spend(settlement: AISpendSettled) -> None:
+    by_operation: dict[str, int] = {}
+    by_model: dict[str, int] = {}
+    for use in settlement.usage:
+        micros = to_micros(use["cost_usd"])
+        by_operation[use["operation"]] = by_operation.get(use["operation"], 0) + micros
+        by_model[use["model_id"]] = by_model.get(use["model_id"], 0) + micros
+    paid_calls = sum(1 for use in settlement.usage if use["cost_usd"] > 0)
+    stored = budget_reservations.get(settlement.reservation_id.encode())
+    outcome = settle(day_ledger(settlement.budget_day),
+                     Reservation.from_document(stored) if stored else None,
+                     settlement.reservation_id, by_operation, by_model, paid_calls,
+                     released=settlement.outcome == "released")
+    if not outcome.applied:
+        BUDGET_DECISIONS.labels("duplicate_settlement").inc()
+        return
+    budget_reservations[settlement.reservation_id.encode()] = outcome.reservation.to_document()
+    budget_days[settlement.budget_day.encode()] = outcome.day.to_document()
+    BUDGET_DECISIONS.labels(settlement.outcome).inc()
+    if stored is None:
+        log.warning("%s: settlement for unknown reservation %s counted ($%.4f)", STAGE,
+                    settlement.reservation_id, to_usd(sum(by_operation.values())))
+    if outcome.excess:
+        BUDGET_EXCESS.inc(to_usd(outcome.excess))
+        log.error("%s: reservation %s settled $%.4f above its estimate", STAGE,
+                  settlement.reservation_id, to_usd(outcome.excess))
+
+
+def costs_summary(day: str) -> dict[str, Any]:
+    """What this worker's copy of the tables says about ``day`` (see streams.web)."""
+    return day_summary(day_ledger(day), CAPS)
+
+
+gate_stage = Stage(STAGE, AIEnhancementRequested, gate_request, topics.dead_letter)
+settle_stage = Stage("budget_settle", AISpendSettled, settle_spend, topics.dead_letter)
+
+
+@app.agent(topics.ai_requests, name=STAGE)
+async def budget_gate(stream):
+    await gate_stage.run(stream)
+
+
+@app.agent(topics.ai_budget, name="budget_settle")
+async def budget_settle(stream):
+    await settle_stage.run(stream)

@@ -1,0 +1,192 @@
+"""enhance_ai: run an approved plan, AI steps through Bedrock (images.ai -> images.enhanced).
+
+Steps run in plan order on the full-size original: local steps as in enhance_local, AI
+steps through ``services.bedrock`` (input fitted to the model's limits, result cached
+by input hash, model and parameters, so the same work is never paid twice). An AI step
+whose call finally fails - content filter, rejected input, retries exhausted - runs its
+local fallback with the reason recorded. What was really spent goes back to the budget
+day's owner as an ``AISpendSettled`` (images.ai.budget) before the result moves on; if the
+event cannot be processed at all, the reservation is still settled (or released) before
+the event is dead-lettered, so no reservation is left hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from agents.assess import image_pool
+from imaging.ai_io import apply_model_output, prepare_model_input
+from imaging.decoding import decode_image
+from imaging.enhancement import StepResult, apply_plan, encode_intermediate
+from services.bedrock import ModelCallFailed, ModelInvocation
+from services.object_store import ObjectUri
+from streams.app import app, catalog, resources, settings, topics
+from streams.budget import to_micros, to_usd
+from streams.errors import PermanentError
+from streams.metrics import AI_STEPS
+from streams.processing import Stage, emit
+from streams.records import AIEnhancementApproved, AISpendSettled, ImageEnhanced, deterministic_id
+
+log = logging.getLogger(__name__)
+
+STAGE = "enhance_ai"
+
+# Usage of the request being processed, by request id: what the failure hook settles.
+_usage_in_flight: dict[str, list[dict[str, Any]]] = {}
+# One run per request at a time: a duplicate approval waits and then hits the cache
+# instead of paying for the same call concurrently.
+_request_locks: dict[str, asyncio.Lock] = {}
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return decode_image(data).bgr
+
+
+def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: int,
+           latency_ms: float, error: str | None) -> dict[str, Any]:
+    return {
+        "order": step["order"], "operation": step["operation"], "model_id": step["model_id"],
+        "cost_usd": invocation.cost_usd if invocation else 0.0,
+        "paid": bool(invocation and invocation.paid),
+        "cache_hit": bool(invocation and invocation.cache_hit),
+        "attempts": invocation.attempts if invocation else attempts,
+        "latency_ms": round(latency_ms, 2), "success": error is None, "error": error,
+    }
+
+
+async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str
+                      ) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
+    """One AI step: the model's result, or the local fallback after a final failure."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    entry = catalog.get(step["model_id"])
+    invocation: ModelInvocation | None = None
+    attempts = 0
+    if to_micros(entry.price_usd) > to_micros(step["estimated_cost_usd"]):
+        error = (f"price_changed: {entry.id} costs ${entry.price_usd:.4f}, "
+                 f"${step['estimated_cost_usd']:.4f} was reserved")
+    else:
+        try:
+            prepared = await loop.run_in_executor(image_pool, prepare_model_input, bgr, entry,
+                                                  step)
+            invocation = await resources.bedrock.invoke(entry.id, prepared, request_id)
+            result = await loop.run_in_executor(image_pool, apply_model_output, bgr,
+                                                invocation.output, prepared, step)
+        except ModelCallFailed as exc:
+            error, attempts = f"ai_failed: {exc.reason}", exc.attempts
+        except PermanentError as exc:
+            error = f"ai_failed: {exc}"
+        else:
+            latency = (time.perf_counter() - started) * 1000
+            AI_STEPS.labels(step["operation"], "cache_hit" if invocation.cache_hit else "ai").inc()
+            details = f"attempts={invocation.attempts}; cache_hit={invocation.cache_hit}"
+            return result, StepResult(
+                order=step["order"], operation=step["operation"], method="ai",
+                model_id=entry.id, success=True, latency_ms=round(latency, 2),
+                cost_usd=invocation.cost_usd, details=details, fallback_reason=None,
+            ), _usage(step, invocation, attempts, latency, None)
+    AI_STEPS.labels(step["operation"], "fallback").inc()
+    log.warning("%s: %s step of request %s falls back to local: %s", STAGE,
+                step["operation"], request_id, error)
+    fallback = {**step, "method": "local", "estimated_cost_usd": 0.0, "fallback_reason": error}
+    result, [local] = await loop.run_in_executor(image_pool, apply_plan, bgr, [fallback])
+    latency = (time.perf_counter() - started) * 1000
+    # Money paid for an output that could not be used is still on the step's record.
+    local = dataclasses.replace(local, latency_ms=round(latency, 2),
+                                cost_usd=invocation.cost_usd if invocation else 0.0)
+    return result, local, _usage(step, invocation, attempts, latency, error)
+
+
+def settlement_for(approval: AIEnhancementApproved, usage: list[dict[str, Any]]
+                   ) -> AISpendSettled:
+    spent = sum(to_micros(u["cost_usd"]) for u in usage)
+    return AISpendSettled.new(
+        event_id=deterministic_id("AISpendSettled", approval.reservation_id),
+        request_id=approval.request_id,
+        reservation_id=approval.reservation_id,
+        image_id=approval.image_id,
+        job_id=approval.job_id,
+        budget_key=approval.budget_key,
+        budget_day=approval.budget_day,
+        reserved_usd=approval.reserved_usd,
+        settled_usd=to_usd(spent),
+        outcome="settled" if spent else "released",
+        usage=usage,
+    )
+
+
+async def enhance_approved(approval: AIEnhancementApproved) -> None:
+    lock = _request_locks.setdefault(approval.request_id, asyncio.Lock())
+    try:
+        async with lock:
+            await _enhance(approval)
+    finally:
+        if not lock.locked():
+            _request_locks.pop(approval.request_id, None)
+
+
+async def _enhance(approval: AIEnhancementApproved) -> None:
+    plan = approval.plan
+    loop = asyncio.get_running_loop()
+    usage = _usage_in_flight.setdefault(approval.request_id, [])
+    usage.clear()  # a retry of the whole event starts again (paid calls come from the cache)
+    data = await resources.store.get(ObjectUri.parse(plan["source_uri"]))
+    bgr = await loop.run_in_executor(image_pool, _decode, data)
+    results: list[StepResult] = []
+    for step in sorted(plan["steps"], key=lambda s: s["order"]):
+        if step["method"] == "ai":
+            bgr, result, use = await run_ai_step(bgr, step, approval.request_id)
+            usage.append(use)
+        else:
+            bgr, [result] = await loop.run_in_executor(image_pool, apply_plan, bgr, [step])
+        results.append(result)
+    image = await loop.run_in_executor(image_pool, encode_intermediate, bgr)
+    target = ObjectUri(settings.enhanced_bucket, f"work/{approval.job_id}/enhanced.jpg")
+    await resources.store.put(target, image, "image/jpeg")
+    # Settle before the result moves on: the money is accounted for whatever happens next.
+    await emit(topics.ai_budget, settlement_for(approval, usage), approval.budget_key,
+               validate=settings.validate_events)
+    _usage_in_flight.pop(approval.request_id, None)
+    event = ImageEnhanced.new(
+        event_id=deterministic_id("ImageEnhanced", approval.job_id),
+        image_id=approval.image_id,
+        job_id=approval.job_id,
+        source_uri=plan["source_uri"],
+        enhanced_uri=str(target),
+        profile=plan["profile"],
+        steps=[r.as_dict() for r in results],
+        total_cost_usd=to_usd(sum(to_micros(r.cost_usd) for r in results)),
+        ai_used=any(r.method == "ai" and r.success for r in results),
+        plan=plan,
+    )
+    await emit(topics.enhanced, event, approval.image_id, validate=settings.validate_events)
+
+
+async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Exception) -> None:
+    """The event is lost to the pipeline, but its reservation must not hang."""
+    usage = _usage_in_flight.pop(approval.request_id, [])
+    delay = 0.5
+    while True:  # only a broker outage stops this; the dead-letter write would wait too
+        try:
+            await emit(topics.ai_budget, settlement_for(approval, usage), approval.budget_key)
+            return
+        except Exception as send_exc:
+            log.warning("%s: settlement send failed (%s), retrying", STAGE, send_exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+stage = Stage(STAGE, AIEnhancementApproved, enhance_approved, topics.dead_letter,
+              on_failure=settle_before_dead_letter)
+
+
+@app.agent(topics.ai, name=STAGE, concurrency=settings.image_threads)
+async def enhance_ai(stream):
+    await resources.ready_with_retry()
+    await stage.run(stream)

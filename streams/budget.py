@@ -1,0 +1,219 @@
+"""The daily AI budget ledger (pure): reserve before a call, settle after, release on failure.
+
+The budget_gate agent keeps one :class:`DayLedger` per budget day and one
+:class:`Reservation` per AI request in faust tables; this module decides. Amounts are
+integer micro-dollars, so sums are exact and "settled + reserved <= cap" is a plain
+integer comparison, never a rounding question.
+
+Invariant kept by :func:`reserve` and :func:`settle`: for every day,
+``settled + reserved <= cap`` as long as a settlement never exceeds its reservation,
+which :func:`settle` enforces by clamping (the excess is reported, not hidden).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.errors import ConfigurationError
+
+MICROS_PER_USD = 1_000_000
+
+
+def to_micros(usd: float) -> int:
+    return round(usd * MICROS_PER_USD)
+
+
+def to_usd(micros: int) -> float:
+    return micros / MICROS_PER_USD
+
+
+def budget_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"budget_timezone {name!r} is not a known time zone") from None
+
+
+def budget_day(now: datetime, zone: ZoneInfo) -> str:
+    """The calendar day (``YYYY-MM-DD``) that ``now`` falls on in the budget's time zone."""
+    return now.astimezone(zone).date().isoformat()
+
+
+@dataclass(frozen=True)
+class Caps:
+    """A day's limits in micro-dollars; ``by_operation`` limits only the operations named."""
+
+    daily: int
+    by_operation: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_usd(cls, daily: float, by_operation: Mapping[str, float]) -> Caps:
+        return cls(to_micros(daily), {op: to_micros(v) for op, v in by_operation.items()})
+
+
+def _add(totals: dict[str, int], amounts: Mapping[str, int], sign: int = 1) -> None:
+    for name, micros in amounts.items():
+        totals[name] = totals.get(name, 0) + sign * micros
+        if totals[name] == 0:
+            del totals[name]
+
+
+@dataclass
+class DayLedger:
+    """One budget day: what is reserved (in flight) and settled (spent), and by what."""
+
+    day: str
+    reserved: int = 0
+    settled: int = 0
+    reserved_by_operation: dict[str, int] = field(default_factory=dict)
+    settled_by_operation: dict[str, int] = field(default_factory=dict)
+    settled_by_model: dict[str, int] = field(default_factory=dict)
+    reservations: int = 0   # reservations made
+    open: int = 0           # reservations not settled or released yet
+    downgraded: int = 0     # requests that did not fit and went to the local fallback
+    paid_calls: int = 0     # billable model calls settled
+
+    def committed(self) -> int:
+        return self.reserved + self.settled
+
+    def committed_for(self, operation: str) -> int:
+        return (self.reserved_by_operation.get(operation, 0)
+                + self.settled_by_operation.get(operation, 0))
+
+    def to_document(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any] | None, day: str) -> DayLedger:
+        return cls(**document) if document else cls(day=day)
+
+
+@dataclass
+class Reservation:
+    """One AI request's hold on a day's budget. ``state``: reserved, settled or released."""
+
+    id: str
+    day: str
+    amount: int
+    by_operation: dict[str, int]
+    state: str = "reserved"
+    settled: int = 0
+
+    def to_document(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Reservation:
+        return cls(**document)
+
+
+class Decision(StrEnum):
+    RESERVED = "reserved"
+    ALREADY_RESERVED = "already_reserved"    # redelivered while open: approve again
+    ALREADY_FINISHED = "already_finished"    # redelivered after settlement: nothing to do
+    DOES_NOT_FIT = "does_not_fit"
+
+
+@dataclass(frozen=True)
+class ReserveOutcome:
+    decision: Decision
+    day: DayLedger
+    reservation: Reservation | None
+    reason: str | None = None
+
+
+def reserve(day: DayLedger, existing: Reservation | None, reservation_id: str,
+            by_operation: Mapping[str, int], caps: Caps) -> ReserveOutcome:
+    """Hold ``by_operation`` (micro-dollars per operation) if it fits the day's caps."""
+    if existing is not None:
+        decision = (Decision.ALREADY_RESERVED if existing.state == "reserved"
+                    else Decision.ALREADY_FINISHED)
+        return ReserveOutcome(decision, day, existing)
+    amount = sum(by_operation.values())
+    remaining = caps.daily - day.committed()
+    reason = None
+    if amount > remaining:
+        reason = (f"budget_exhausted: needs ${to_usd(amount):.4f}, ${to_usd(max(remaining, 0)):.4f}"
+                  f" left of ${to_usd(caps.daily):.2f} on {day.day}")
+    else:
+        for operation, micros in sorted(by_operation.items()):
+            cap = caps.by_operation.get(operation)
+            if cap is not None and day.committed_for(operation) + micros > cap:
+                left = max(cap - day.committed_for(operation), 0)
+                reason = (f"budget_exhausted: {operation} needs ${to_usd(micros):.4f}, "
+                          f"${to_usd(left):.4f} left of its ${to_usd(cap):.2f} cap on {day.day}")
+                break
+    if reason is not None:
+        day.downgraded += 1
+        return ReserveOutcome(Decision.DOES_NOT_FIT, day, None, reason)
+    reservation = Reservation(reservation_id, day.day, amount, dict(by_operation))
+    day.reserved += amount
+    _add(day.reserved_by_operation, by_operation)
+    day.reservations += 1
+    day.open += 1
+    return ReserveOutcome(Decision.RESERVED, day, reservation)
+
+
+@dataclass(frozen=True)
+class SettleOutcome:
+    applied: bool          # False: a duplicate settlement, nothing changed
+    day: DayLedger
+    reservation: Reservation
+    excess: int = 0        # actual cost above the reservation (clamped, reported)
+
+
+def settle(day: DayLedger, reservation: Reservation | None, reservation_id: str,
+           by_operation: Mapping[str, int], by_model: Mapping[str, int], paid_calls: int,
+           released: bool) -> SettleOutcome:
+    """Replace a reservation by what was really spent; a second settlement is ignored.
+
+    A settlement for a reservation the table does not know (it can only come from state
+    lost outside the changelog) is still counted: money that was spent is never dropped.
+    """
+    if reservation is not None and reservation.state != "reserved":
+        return SettleOutcome(False, day, reservation)
+    actual = sum(by_operation.values())
+    if reservation is None:
+        reservation = Reservation(reservation_id, day.day, actual, dict(by_operation))
+        excess = 0
+    else:
+        day.reserved -= reservation.amount
+        _add(day.reserved_by_operation, reservation.by_operation, -1)
+        day.open -= 1
+        excess = max(actual - reservation.amount, 0)
+    day.settled += actual
+    _add(day.settled_by_operation, by_operation)
+    _add(day.settled_by_model, by_model)
+    day.paid_calls += paid_calls
+    reservation.state = "released" if released and actual == 0 else "settled"
+    reservation.settled = actual
+    return SettleOutcome(True, day, reservation, excess)
+
+
+def day_summary(day: DayLedger, caps: Caps) -> dict[str, Any]:
+    """The day in dollars, for /api/stats/costs and the gauges."""
+    return {
+        "day": day.day,
+        "cap_usd": to_usd(caps.daily),
+        "operation_caps_usd": {op: to_usd(v) for op, v in caps.by_operation.items()},
+        "reserved_usd": to_usd(day.reserved),
+        "settled_usd": to_usd(day.settled),
+        "remaining_usd": to_usd(max(caps.daily - day.committed(), 0)),
+        "reserved_by_operation_usd": {k: to_usd(v) for k, v in day.reserved_by_operation.items()},
+        "settled_by_operation_usd": {k: to_usd(v) for k, v in day.settled_by_operation.items()},
+        "settled_by_model_usd": {k: to_usd(v) for k, v in day.settled_by_model.items()},
+        "reservations": day.reservations,
+        "open_reservations": day.open,
+        "downgraded_requests": day.downgraded,
+        "paid_calls": day.paid_calls,
+    }
+
+
+def today(zone: ZoneInfo) -> str:
+    return budget_day(datetime.now(zone), zone)
+

@@ -1,0 +1,117 @@
+"""The budget ledger: exact micro-dollar sums, caps, idempotent reserve and settle."""
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.budget import (
+    Caps,
+    DayLedger,
+    Decision,
+    budget_day,
+    budget_zone,
+    day_summary,
+    reserve,
+    settle,
+    to_micros,
+)
+from streams.errors import ConfigurationError
+
+BG, UP = "background", "upscale"
+
+
+def test_reserve_until_the_cap_then_refuse_with_a_reason():
+    day, caps = DayLedger("2026-11-22"), Caps.from_usd(0.20, {})
+    decisions = []
+    for i in range(4):
+        outcome = reserve(day, None, f"r{i}", {BG: to_micros(0.07)}, caps)
+        decisions.append(outcome.decision)
+    assert decisions == [Decision.RESERVED] * 2 + [Decision.DOES_NOT_FIT] * 2
+    assert day.reserved == 140_000 and day.open == 2 and day.downgraded == 2
+    refused = reserve(day, None, "r9", {BG: 70_000}, caps)
+    assert refused.reason.startswith("budget_exhausted: needs $0.0700, $0.0600 left of $0.20")
+
+
+def test_a_redelivered_request_never_reserves_twice():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    first = reserve(day, None, "r1", {BG: 70_000}, caps)
+    again = reserve(day, first.reservation, "r1", {BG: 70_000}, caps)
+    assert again.decision is Decision.ALREADY_RESERVED and day.reserved == 70_000
+    settle(day, first.reservation, "r1", {BG: 70_000}, {"m": 70_000}, 1, released=False)
+    late = reserve(day, first.reservation, "r1", {BG: 70_000}, caps)
+    assert late.decision is Decision.ALREADY_FINISHED
+    assert (day.reserved, day.settled, day.reservations) == (0, 70_000, 1)
+
+
+def test_settle_moves_reserved_to_settled_once():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    held = reserve(day, None, "r1", {BG: 70_000, UP: 30_000}, caps).reservation
+    done = settle(day, held, "r1", {BG: 70_000, UP: 0}, {"bg-model": 70_000}, 1, released=False)
+    assert done.applied and done.reservation.state == "settled"
+    assert (day.reserved, day.settled, day.open, day.paid_calls) == (0, 70_000, 0, 1)
+    assert day.reserved_by_operation == {} and day.settled_by_operation == {BG: 70_000}
+    duplicate = settle(day, done.reservation, "r1", {BG: 70_000}, {"bg-model": 70_000}, 1,
+                       released=False)
+    assert not duplicate.applied and day.settled == 70_000
+
+
+def test_release_frees_the_whole_reservation():
+    day, caps = DayLedger("d"), Caps.from_usd(0.07, {})
+    held = reserve(day, None, "r1", {BG: 70_000}, caps).reservation
+    assert reserve(day, None, "r2", {BG: 70_000}, caps).decision is Decision.DOES_NOT_FIT
+    released = settle(day, held, "r1", {}, {}, 0, released=True)
+    assert released.reservation.state == "released" and day.committed() == 0
+    assert reserve(day, None, "r2", {BG: 70_000}, caps).decision is Decision.RESERVED
+
+
+def test_unknown_reservation_is_still_counted_and_excess_is_reported():
+    day = DayLedger("d")
+    counted = settle(day, None, "lost", {BG: 70_000}, {"m": 70_000}, 1, released=False)
+    assert counted.applied and day.settled == 70_000 and day.open == 0
+    held = reserve(day, None, "r2", {UP: 30_000}, Caps.from_usd(1.0, {})).reservation
+    over = settle(day, held, "r2", {UP: 40_000}, {"m": 40_000}, 1, released=False)
+    assert over.excess == 10_000
+
+
+def test_operation_caps_limit_only_their_operation():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {BG: 0.10})
+    assert reserve(day, None, "a", {BG: 70_000}, caps).decision is Decision.RESERVED
+    refused = reserve(day, None, "b", {BG: 70_000}, caps)
+    assert refused.decision is Decision.DOES_NOT_FIT and "background needs" in refused.reason
+    assert reserve(day, None, "c", {UP: 30_000}, caps).decision is Decision.RESERVED
+
+
+def test_random_interleavings_never_exceed_the_cap():
+    rng = random.Random(5)
+    caps = Caps.from_usd(1.00, {})
+    day, open_ = DayLedger("d"), {}
+    for i in range(2000):
+        if open_ and rng.random() < 0.5:
+            rid = rng.choice(sorted(open_))
+            held = open_.pop(rid)
+            spent = {op: rng.choice([0, v]) for op, v in held.by_operation.items()}
+            settle(day, held, rid, spent, {"m": sum(spent.values())}, 1, released=False)
+        else:
+            amounts = rng.choice([{BG: 70_000}, {UP: 30_000}, {BG: 70_000, UP: 30_000}])
+            outcome = reserve(day, None, f"r{i}", amounts, caps)
+            if outcome.reservation:
+                open_[f"r{i}"] = outcome.reservation
+        assert day.settled + day.reserved <= caps.daily
+        assert day.reserved == sum(r.amount for r in open_.values())
+
+
+def test_budget_day_follows_the_time_zone():
+    late_utc = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    assert budget_day(late_utc, budget_zone("UTC")) == "2026-11-22"
+    assert budget_day(late_utc, budget_zone("Asia/Tokyo")) == "2026-11-23"
+    with pytest.raises(ConfigurationError, match="Mars/Base"):
+        budget_zone("Mars/Base")
+
+
+def test_summary_is_in_dollars_and_documents_round_trip():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    reserve(day, None, "r", {BG: 70_000}, caps)
+    assert DayLedger.from_document(day.to_document(), "d") == day
+    summary = day_summary(day, caps)
+    assert summary["reserved_usd"] == 0.07 and summary["remaining_usd"] == 0.93
