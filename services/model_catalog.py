@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,7 +32,13 @@ class ModelEntry:
 
     @property
     def callable(self) -> bool:
-        return self.lifecycle != "retired"
+        return self.callable_on(date.today())
+
+    def callable_on(self, day: date) -> bool:
+        """Retired models never; legacy ones until their end of life (the date itself is out)."""
+        if self.lifecycle == "retired":
+            return False
+        return self.end_of_life is None or day < date.fromisoformat(self.end_of_life)
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,9 @@ class ModelCatalog:
         """The entry for a model a profile routes to; ConfigurationError if unusable."""
         entry = self.get(model_id)
         if not entry.callable:
+            state = "retired" if entry.lifecycle == "retired" else "past its end of life"
             raise ConfigurationError(
-                f"{where}: model {model_id} is {entry.lifecycle}"
+                f"{where}: model {model_id} is {state}"
                 f"{f' since {entry.end_of_life}' if entry.end_of_life else ''}; "
                 "choose an active model from services/data/models.toml")
         if entry.operation != operation:
@@ -66,11 +74,19 @@ def parse_catalog(data: dict[str, Any], source: str) -> ModelCatalog:
             entry = ModelEntry(
                 id=str(raw["id"]), operation=str(raw["operation"]), family=str(raw["family"]),
                 price_usd=float(raw["price_usd"]), lifecycle=str(raw["lifecycle"]),
-                end_of_life=raw.get("end_of_life"), limits=dict(raw.get("limits", {})))
+                end_of_life=(str(raw["end_of_life"]) if raw.get("end_of_life") is not None
+                             else None), limits=dict(raw.get("limits", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{where}: missing or invalid field {exc}") from None
         if entry.lifecycle not in LIFECYCLES:
             raise ConfigurationError(f"{where}: lifecycle must be one of {LIFECYCLES}")
+        if entry.end_of_life is not None:
+            try:
+                date.fromisoformat(entry.end_of_life)
+            except ValueError:
+                raise ConfigurationError(f"{where}: end_of_life must be YYYY-MM-DD") from None
+        elif entry.lifecycle == "retired":
+            raise ConfigurationError(f"{where}: a retired model needs its end_of_life date")
         if entry.price_usd < 0:
             raise ConfigurationError(f"{where}: price_usd must be >= 0")
         if entry.id in models:
