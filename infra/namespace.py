@@ -26,7 +26,7 @@ async def drop_namespace(settings: Settings) -> list[str]:
                         aws_access_key_id=settings.s3_access_key,
                         aws_secret_access_key=settings.s3_secret_key,
                         region_name=settings.s3_region)
-    for name in (settings.originals_bucket, settings.enhanced_bucket):
+    for name in (settings.originals_bucket, settings.enhanced_bucket, settings.ai_cache_bucket):
         try:
             bucket = s3.Bucket(name)
             bucket.objects.all().delete()
@@ -48,7 +48,8 @@ async def drop_namespace(settings: Settings) -> list[str]:
     return problems
 
 
-_NAMESPACED = ("topic_prefix", "app_id", "db_name", "originals_bucket", "enhanced_bucket")
+_NAMESPACED = ("topic_prefix", "app_id", "db_name", "originals_bucket", "enhanced_bucket",
+               "ai_cache_bucket")
 
 
 def namespace_env(kind: str, run: str) -> dict[str, str]:
@@ -59,6 +60,7 @@ def namespace_env(kind: str, run: str) -> dict[str, str]:
         "IMGSTREAM_DB_NAME": f"imgstream_{kind}_{run}",
         "IMGSTREAM_ORIGINALS_BUCKET": f"imgstream-{kind}-{run}-originals",
         "IMGSTREAM_ENHANCED_BUCKET": f"imgstream-{kind}-{run}-enhanced",
+        "IMGSTREAM_AI_CACHE_BUCKET": f"imgstream-{kind}-{run}-ai-cache",
     }
 
 

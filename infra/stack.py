@@ -1,4 +1,4 @@
-"""The embedded stack: broker, object store, CloudFront stand-in and database on loopback.
+"""The embedded stack: broker, object store, CloudFront and Bedrock stand-ins, database.
 
 ``imgstream stack up`` starts what is not already answering and waits until each part is
 healthy; ``down`` stops every process it started (and workers the demo started), leaving
@@ -11,6 +11,10 @@ Parts:
   it restarts.
 * s3: SeaweedFS ``weed mini`` with SigV4 credentials enforced, data on disk.
 * cloudfront: moto server (CreateInvalidation and friends).
+* bedrock: the project's Bedrock runtime emulator (``infra/bedrock_emulator.py``), only when
+  ``bedrock_endpoint`` is on loopback (otherwise it is real Bedrock or someone else's). Its
+  faults come from the ``IMGSTREAM_EMULATOR_*`` variables of the ``up`` that starts it;
+  change them later through its admin API (``POST /_emulator/faults``).
 * database: the MariaDB/MySQL at ``db_host:db_port`` when it answers, otherwise a private
   ``mariadbd`` in ``<home>/data/mariadb`` on ``private_db_port`` (written to
   ``<home>/stack.env`` so every later command uses it).
@@ -29,9 +33,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pymysql
 
@@ -57,6 +62,8 @@ class Part:
     command: Callable[[Settings, Path], list[str]]
     healthy: Callable[[Settings], bool]
     start_timeout: float = 30.0
+    # False: the endpoint is not ours to run (a remote service); reported as external.
+    managed: Callable[[Settings], bool] = lambda settings: True
 
 
 # --- health checks -------------------------------------------------------------------
@@ -92,6 +99,21 @@ def _http_answers(url: str) -> bool:
         return True  # any HTTP answer means the server is up (S3 answers 403 anonymously)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _emulator_healthy(settings: Settings) -> bool:
+    """The emulator's own health answer, not just any HTTP server on its port."""
+    try:
+        with urllib.request.urlopen(f"{settings.bedrock_endpoint}/_emulator/health",
+                                    timeout=2) as response:
+            return response.status == 200 and json.load(response).get("status") == "ok"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _bedrock_local(settings: Settings) -> bool:
+    host = urlsplit(settings.bedrock_endpoint).hostname if settings.bedrock_endpoint else None
+    return host in ("127.0.0.1", "localhost")
 
 
 def _db_answers(host: str, port: int, settings: Settings) -> bool:
@@ -151,6 +173,14 @@ def _moto_command(settings: Settings, data: Path) -> list[str]:
     return [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(settings.cloudfront_port)]
 
 
+def _bedrock_command(settings: Settings, data: Path) -> list[str]:
+    port = settings.bedrock_port
+    if port is None:
+        raise ConfigurationError("bedrock_endpoint must name a port for the embedded emulator")
+    host = urlsplit(settings.bedrock_endpoint).hostname or "127.0.0.1"
+    return [_bin("imgstream"), "emulator", "bedrock", "--host", host, "--port", str(port)]
+
+
 def _mariadb_command(settings: Settings, data: Path) -> list[str]:
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     if not Path(mariadbd).exists():
@@ -196,6 +226,8 @@ PARTS: tuple[Part, ...] = (
     Part("cloudfront", lambda s: s.cloudfront_endpoint or "", _moto_command,
          lambda s: bool(s.cloudfront_endpoint)
          and _http_answers(f"{s.cloudfront_endpoint}/moto-api/"), 30.0),
+    Part("bedrock", lambda s: s.bedrock_endpoint or "", _bedrock_command, _emulator_healthy,
+         30.0, managed=_bedrock_local),
 )
 
 PRIVATE_DB = Part(
@@ -227,18 +259,23 @@ class Stack:
         statuses.append(self._ensure_database(echo))
         return statuses
 
-    def down(self, echo: Callable[[str], None] = print) -> None:
+    def down(self, echo: Callable[[str], None] = print,
+             only: Collection[str] | None = None) -> None:
+        """Stop every process of the stack, or only the parts named in ``only``."""
         if not self.run_dir.exists():
             echo("stack: nothing to stop")
             return
         for pid_file in sorted(self.run_dir.glob("*.pid")):
             name = pid_file.stem
+            if only is not None and name not in only:
+                continue
             pid = _read_pid(pid_file)
             if pid and _alive(pid):
                 _terminate(pid)
                 echo(f"stopped {name} (pid {pid})")
             pid_file.unlink(missing_ok=True)
-        self.env_file.unlink(missing_ok=True)
+        if only is None:
+            self.env_file.unlink(missing_ok=True)
 
     def status(self) -> list[PartStatus]:
         result = [self._status(part) for part in PARTS]
@@ -256,6 +293,9 @@ class Stack:
     # internals ------------------------------------------------------------------------
 
     def _status(self, part: Part) -> PartStatus:
+        if not part.managed(self.settings):
+            return PartStatus(part.name, "external", part.endpoint(self.settings) or "AWS",
+                              detail="not run by this stack")
         pid = _read_pid(self.run_dir / f"{part.name}.pid")
         alive = bool(pid and _alive(pid))
         healthy = part.healthy(self.settings)

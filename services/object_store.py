@@ -63,7 +63,8 @@ class ObjectStore:
                 s3={"addressing_style": "path"},
             ),
         )
-        self._buckets = (settings.originals_bucket, settings.enhanced_bucket)
+        self._buckets = (settings.originals_bucket, settings.enhanced_bucket,
+                         settings.ai_cache_bucket)
 
     async def ensure_buckets(self) -> None:
         """Create the project's buckets if they are missing (idempotent)."""

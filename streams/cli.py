@@ -1,4 +1,4 @@
-"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate."""
+"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate, emulator."""
 
 from __future__ import annotations
 
@@ -99,6 +99,16 @@ def _demo_command(args: argparse.Namespace) -> int:
     return run_demo(console, sample_count=args.count, keep_serving=not args.no_wait)
 
 
+def _emulator_command(args: argparse.Namespace) -> int:
+    """Serve the Bedrock runtime emulator in the foreground (faults from the settings)."""
+    from infra.bedrock_emulator import bind_address, run_emulator
+
+    settings = get_settings()
+    host, port = bind_address(settings)
+    run_emulator(settings, host=args.host or host, port=args.port or port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=12)
     p.add_argument("--no-wait", action="store_true", help="exit after the batch")
     p.set_defaults(func=_demo_command)
+
+    p = sub.add_parser("emulator", help="run a local emulator of an AWS service")
+    p.add_argument("service", choices=["bedrock"], help="bedrock: Bedrock runtime InvokeModel")
+    p.add_argument("--host", default=None, help="bind address (default: bedrock_endpoint's host)")
+    p.add_argument("--port", type=int, default=None, help="default: bedrock_endpoint's port")
+    p.set_defaults(func=_emulator_command)
     return parser
 
 

@@ -37,7 +37,7 @@ def test_a_legacy_model_stops_being_callable_on_its_end_of_life():
 
 
 def test_retired_model_fails_with_a_clear_message():
-    with pytest.raises(ConfigurationError, match="amazon.nova-canvas-v1:0 is retired since"):
+    with pytest.raises(ConfigurationError, match=r"amazon\.nova-canvas-v1:0 is retired since"):
         CATALOG.require_callable("amazon.nova-canvas-v1:0", "lighting", "profile x")
     with pytest.raises(ConfigurationError, match="not in the model catalog"):
         CATALOG.require_callable("stability.nope-v9", "upscale", "profile x")
