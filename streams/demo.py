@@ -63,7 +63,7 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         console.rule("[bold]4. results")
         image_ids = [r.body["image_id"] for r in summary.results if r.body.get("image_id")]
         rows = asyncio.run(_wait_for_results(image_ids, timeout=180))
-        table = Table("sample", "status", "tier before -> after", "steps")
+        table = Table("sample", "status", "tier before -> after", "steps", "AI $")
         example_url = None
         for result in summary.results:
             row = rows.get(result.body.get("image_id"), {})
@@ -73,11 +73,13 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
                 after += " (original kept)"
             table.add_row(result.path.name, row.get("status", result.outcome),
                           f"{before} -> {after}" if row.get("after_tier") else before,
-                          (row.get("steps") or "").replace(" ", ","))
+                          (row.get("steps") or "").replace(" ", ","),
+                          f"{float(row.get('cost_usd') or 0):.2f}")
             example_url = example_url or row.get("cloudfront_url")
         console.print(table)
         if example_url:
             console.print(f"Published e.g. at {example_url}")
+        _print_costs(console, worker.base_url)
         console.print(f"Originals are in s3://{settings.originals_bucket}/originals/, "
                       f"renditions in s3://{settings.enhanced_bucket}/enhanced/<image_id>/.")
         topic = settings.topic_name("images.assessed")
@@ -104,6 +106,21 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
         stack.unregister_process(f"worker-{settings.web_port}")
 
 
+def _print_costs(console: Console, base_url: str) -> None:
+    """Today's AI budget as the day's owner sees it (GET /api/stats/costs)."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/stats/costs", timeout=10) as response:
+            c = json.load(response)
+    except (OSError, ValueError):
+        return
+    console.print(f"AI budget {c['day']}: ${c['settled_usd']:.2f} spent of "
+                  f"${c['cap_usd']:.2f} ({c['paid_calls']} paid Bedrock calls, emulated; "
+                  f"${c['remaining_usd']:.2f} left). Details: curl {base_url}/api/stats/costs")
+
+
 def _tier(tier: str | None, score: float | None) -> str:
     return f"{tier} {score:.0f}" if tier and score is not None else (tier or "-")
 
@@ -120,9 +137,12 @@ async def _wait_for_results(image_ids: list[str], timeout: float) -> dict[str, d
         "SELECT p.image_id, p.status, p.cloudfront_url,"
         " b.quality_tier AS before_tier, b.overall_score AS before_score,"
         " a.quality_tier AS after_tier, a.overall_score AS after_score,"
-        " (SELECT GROUP_CONCAT(s.step_name ORDER BY s.step_order SEPARATOR ' ')"
+        " (SELECT GROUP_CONCAT(CONCAT(s.step_name, IF(s.method = 'ai', '(ai)', ''))"
+        "   ORDER BY s.step_order SEPARATOR ' ')"
         "  FROM enhancement_jobs j JOIN processing_steps s ON s.job_id = j.job_id"
         "  WHERE j.image_id = p.image_id) AS steps,"
+        " (SELECT j.total_cost_usd FROM enhancement_jobs j WHERE j.image_id = p.image_id"
+        "  LIMIT 1) AS cost_usd,"
         " (SELECT JSON_EXTRACT(j.enhancement_params, '$.kept_original')"
         "  FROM enhancement_jobs j WHERE j.image_id = p.image_id LIMIT 1) AS kept_original"
         " FROM product_images p"

@@ -1,0 +1,84 @@
+"""Bedrock misbehaving: 50% throttling and a 10 s outage. Photos complete, spend is exact.
+
+One worker on the embedded stack, its own emulator throttling half the calls; after the
+first paid call the emulator answers 503 for 10 s. Every photo completes (by AI after
+retries, or by its local fallback when the retries run out), the retries show in the
+worker's metrics, and what the emulator billed is what the table and ai_usage_logs say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import requests
+
+from infra.namespace import namespace_env, namespaced
+from infra.workers import start_worker
+from tests.conftest import _drop_namespace, run_query
+from tests.e2e.test_ai_budget import (
+    Emulator,
+    ai_eligible_photos,
+    completed_count,
+    costs,
+    diagnosis,
+    micros,
+    upload_all,
+)
+from tests.polling import wait_for
+
+pytestmark = pytest.mark.e2e
+
+EMULATOR_PORT = 16575
+WORKER_PORT = 16178
+
+
+def metric_sum(base_url: str, name: str) -> float:
+    text = requests.get(base_url + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def test_throttling_and_an_outage_still_complete_with_exact_spend(stack):
+    _, settings = stack
+    run = uuid.uuid4().hex[:8]
+    env = {**namespace_env("faults", run),
+           "IMGSTREAM_BEDROCK_ENDPOINT": f"http://127.0.0.1:{EMULATOR_PORT}",
+           "IMGSTREAM_EMULATOR_THROTTLE_RATE": "0.5", "IMGSTREAM_EMULATOR_LATENCY_MS": "100"}
+    scoped = namespaced(settings, env)
+    emulator = Emulator(EMULATOR_PORT, settings.logs_dir / f"emulator-faults-{run}.log", env)
+    worker = start_worker(WORKER_PORT, settings.logs_dir / f"worker-faults-{run}.log", env=env)
+    try:
+        worker.wait_ready(120)
+        worker.wait_log("[^Worker]: Ready", 120)
+        ids = upload_all(worker.base_url, ai_eligible_photos(16, seed=23), f"faults-{run}")
+        wait_for(lambda: emulator.stats()["totals"]["billed"] >= 1, 240)
+        emulator.faults(outage_seconds=10)
+        try:
+            wait_for(lambda: completed_count(scoped, ids) == len(ids), 600)
+            wait_for(lambda: costs(WORKER_PORT)["open_reservations"] == 0, 60)
+        except AssertionError:
+            raise AssertionError(diagnosis(scoped, ids, emulator)) from None
+        bill = emulator.stats()["totals"]
+        table = costs(WORKER_PORT)
+        retries = metric_sum(worker.base_url, "imgstream_bedrock_retries_total")
+    finally:
+        worker.stop()
+        emulator.stop()
+    try:
+        assert bill["throttled"] > 0 and bill["errors"] > 0, bill  # both faults happened
+        assert retries > 0, "retries show in the metrics"
+        assert bill["billed"] > 0
+        assert micros(table["settled_usd"]) == micros(bill["billed_usd"])
+        assert table["paid_calls"] == bill["billed"]
+        usage = run_query(scoped, "SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM ai_usage_logs")
+        assert micros(usage[0]["usd"]) == micros(bill["billed_usd"])
+        ai_steps = run_query(scoped, "SELECT COUNT(*) AS n FROM processing_steps"
+                                     " WHERE method = 'ai'")[0]["n"]
+        assert ai_steps == bill["billed"]  # distinct photos: no cache hits
+        jobs = run_query(scoped, "SELECT COUNT(*) AS n, COUNT(DISTINCT image_id) AS d"
+                                 " FROM enhancement_jobs")[0]
+        assert jobs["n"] == jobs["d"] == len(ids)
+    finally:
+        asyncio.run(_drop_namespace(scoped))
