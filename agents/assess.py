@@ -1,5 +1,9 @@
 """assess: every uploaded photo gets a quality report (images.uploaded -> images.assessed).
 
+Replays (images.replay, sent by ``imgstream replay``) are assessed by a second agent of
+this stage under the profile they name, on their own stream: a catalog replay never
+holds up live uploads.
+
 Fetch the original, check it is the content the event names, run ``assess_quality`` in
 the image thread pool (never on the event loop), record the `before` metrics and status
 `analyzed` in MySQL, emit the public ``QualityAssessed`` event. A missing object or an
@@ -15,12 +19,13 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from imaging.assessment import QualityReport, assess_quality
+from imaging.profile import Profile
 from services.object_store import ObjectUri
 from services.quality_records import save_assessment
-from streams.app import app, profile, resources, settings, topics
+from streams.app import app, profile, profile_for, resources, settings, topics
 from streams.errors import PermanentError
 from streams.processing import Stage, emit
-from streams.records import ImageUploaded, QualityAssessed, deterministic_id
+from streams.records import ImageUploaded, QualityAssessed, ReplayRequested, deterministic_id
 
 STAGE = "assess"
 
@@ -28,7 +33,8 @@ image_pool = ThreadPoolExecutor(max_workers=settings.image_threads,
                                 thread_name_prefix="assess")
 
 
-def build_event(uploaded: ImageUploaded, report: QualityReport) -> QualityAssessed:
+def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
+                ) -> QualityAssessed:
     judgement = report.judgement
     metrics = {k: (round(v, 4) if isinstance(v, float) else v)
                for k, v in report.metrics.as_dict().items()}
@@ -53,22 +59,36 @@ def build_event(uploaded: ImageUploaded, report: QualityReport) -> QualityAssess
     )
 
 
-async def assess_uploaded(uploaded: ImageUploaded) -> None:
+async def assess_uploaded(uploaded: ImageUploaded, profile: Profile = profile) -> None:
     data = await resources.store.get(ObjectUri.parse(uploaded.original_uri))
     if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:
         raise PermanentError(f"{uploaded.original_uri} does not hold the content the event "
                              "names (sha256 mismatch)")
     loop = asyncio.get_running_loop()
     report = await loop.run_in_executor(image_pool, assess_quality, data, profile)
-    event = build_event(uploaded, report)
+    event = build_event(uploaded, report, profile)
     await save_assessment(resources.db, event)
     await emit(topics.assessed, event, uploaded.image_id, validate=settings.validate_events)
 
 
+async def assess_replayed(request: ReplayRequested) -> None:
+    uploaded = ImageUploaded.from_document(request.uploaded)
+    if uploaded.image_id != request.image_id:
+        raise PermanentError("replay request names another image than its upload")
+    await assess_uploaded(uploaded, profile_for(request.profile))
+
+
 stage = Stage(STAGE, ImageUploaded, assess_uploaded, topics.dead_letter)
+replay_stage = Stage("assess_replay", ReplayRequested, assess_replayed, topics.dead_letter)
 
 
 @app.agent(topics.uploaded, name=STAGE, concurrency=settings.image_threads)
 async def assess(stream):
     await resources.ready_with_retry()
     await stage.run(stream)
+
+
+@app.agent(topics.replay, name="assess_replay")
+async def assess_replay(stream):
+    await resources.ready_with_retry()
+    await replay_stage.run(stream)

@@ -9,7 +9,9 @@ are ``streams.budget`` (pure, integer micro-dollars). A redelivered request is f
 its id and never reserves twice; a second settlement of a reservation changes nothing.
 Table changes are flushed to their changelog before the approval is sent: a crash may
 lose an approval (the request comes back and is approved again with the same ids) but
-never a reservation that enhance_ai could act on.
+never a reservation that enhance_ai could act on. A request redelivered after its
+reservation was settled is approved with nothing reserved: it completes again from the
+cache, and no new call can be paid outside a reservation.
 """
 
 from __future__ import annotations
@@ -70,17 +72,20 @@ def day_ledger(day: str) -> DayLedger:
     return DayLedger.from_document(budget_days.get(day.encode()), day)
 
 
-def approval_for(request: AIEnhancementRequested, reservation: Reservation
-                 ) -> AIEnhancementApproved:
+def approval_for(request: AIEnhancementRequested, reservation: Reservation,
+                 finished: bool = False) -> AIEnhancementApproved:
+    """The approval to spend a reservation; once it is finished, an approval of nothing:
+    a redelivered request then completes again from cached results, paying nothing."""
     return AIEnhancementApproved.new(
-        event_id=deterministic_id("AIEnhancementApproved", request.request_id),
+        event_id=deterministic_id("AIEnhancementApproved", request.request_id,
+                                  "finished" if finished else "open"),
         request_id=request.request_id,
         reservation_id=reservation.id,
         image_id=request.image_id,
         job_id=request.job_id,
         budget_key=request.budget_key,
         budget_day=request.budget_day,
-        reserved_usd=to_usd(reservation.amount),
+        reserved_usd=0.0 if finished else to_usd(reservation.amount),
         plan=request.plan,
     )
 
@@ -115,8 +120,11 @@ async def gate_request(request: AIEnhancementRequested) -> None:
         await emit(topics.enhance_local, downgraded_plan(request, outcome.reason),
                    request.image_id, validate=settings.validate_events)
     else:
-        log.info("%s: request %s was settled already; nothing to do", STAGE,
-                 request.request_id)
+        assert outcome.reservation is not None
+        log.info("%s: request %s was settled already; approving cached results only",
+                 STAGE, request.request_id)
+        await emit(topics.ai, approval_for(request, outcome.reservation, finished=True),
+                   request.image_id, validate=settings.validate_events)
 
 
 async def settle_spend(settlement: AISpendSettled) -> None:

@@ -60,9 +60,12 @@ def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: i
     }
 
 
-async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str
-                      ) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
-    """One AI step: the model's result, or the local fallback after a final failure."""
+async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
+                      unspent_micros: int) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
+    """One AI step: the model's result, or the local fallback after a final failure.
+
+    A new paid call is made only when its price fits what is left of the reservation.
+    """
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     entry = catalog.get(step["model_id"])
@@ -75,7 +78,9 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str
         try:
             prepared = await loop.run_in_executor(image_pool, prepare_model_input, bgr, entry,
                                                   step)
-            invocation = await resources.bedrock.invoke(entry.id, prepared, request_id)
+            invocation = await resources.bedrock.invoke(
+                entry.id, prepared, request_id,
+                may_pay=to_micros(entry.price_usd) <= unspent_micros)
             result = await loop.run_in_executor(image_pool, apply_model_output, bgr,
                                                 invocation.output, prepared, step)
         except ModelCallFailed as exc:
@@ -139,9 +144,12 @@ async def _enhance(approval: AIEnhancementApproved) -> None:
     data = await resources.store.get(ObjectUri.parse(plan["source_uri"]))
     bgr = await loop.run_in_executor(image_pool, _decode, data)
     results: list[StepResult] = []
+    unspent = to_micros(approval.reserved_usd)
     for step in sorted(plan["steps"], key=lambda s: s["order"]):
         if step["method"] == "ai":
-            bgr, result, use = await run_ai_step(bgr, step, approval.request_id)
+            bgr, result, use = await run_ai_step(bgr, step, approval.request_id, unspent)
+            if use["paid"]:
+                unspent -= to_micros(use["cost_usd"])
             usage.append(use)
         else:
             bgr, [result] = await loop.run_in_executor(image_pool, apply_plan, bgr, [step])

@@ -16,7 +16,7 @@ from agents.assess import image_pool
 from imaging.assessment import QualityReport
 from imaging.publishing import Publication, publish_enhanced, publish_original
 from services.object_store import ObjectUri
-from streams.app import app, profile, resources, settings, topics
+from streams.app import app, profile_for, resources, settings, topics
 from streams.processing import Stage, emit
 from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
 
@@ -36,6 +36,7 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
     plan = enhanced.plan
     store = resources.store
     skipped = bool(plan["skip"])
+    profile = profile_for(enhanced.profile)
     loop = asyncio.get_running_loop()
     publication: Publication | str | None = None
     if not skipped:  # the original is fetched only when it is what gets published

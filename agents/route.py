@@ -11,7 +11,7 @@ redelivered or replayed report yields the same job and never reserves twice.
 from __future__ import annotations
 
 from imaging.planning import AI_DISABLED, ai_steps, plan_enhancement
-from streams.app import app, catalog, profile, resources, settings, topics
+from streams.app import app, catalog, profile_for, resources, settings, topics
 from streams.budget import budget_zone, today
 from streams.processing import Stage, emit
 from streams.records import (
@@ -30,7 +30,8 @@ def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
 
 
 def build_plan(report: QualityAssessed) -> EnhancementPlan:
-    plan = plan_enhancement(report.metrics, report.tier, report.subject.get("box"), profile,
+    plan = plan_enhancement(report.metrics, report.tier, report.subject.get("box"),
+                            profile_for(report.profile),
                             catalog, None if settings.ai_enabled else AI_DISABLED)
     job_id = job_id_for(report.image_id, report.profile["name"], report.profile["version"])
     return EnhancementPlan.new(

@@ -92,10 +92,11 @@ class BedrockClient:
         self._executor = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="bedrock")
         self._random = random.Random()
 
-    async def invoke(self, model_id: str, prepared: PreparedInput, request_id: str
-                     ) -> ModelInvocation:
+    async def invoke(self, model_id: str, prepared: PreparedInput, request_id: str,
+                     may_pay: bool = True) -> ModelInvocation:
         """The model's image for ``prepared``: from the cache, or paid for now.
 
+        ``may_pay=False`` (no budget reserved for it) accepts a cached result only.
         Raises ModelCallFailed (permanent: fall back to the local op) or, when the cache
         cannot be read, a RetryableError from the object store.
         """
@@ -112,6 +113,9 @@ class BedrockClient:
             return ModelInvocation(model_id, cached.output, cached.output_format,
                                    cached.cost_usd, paid=False, cache_hit=True, attempts=0,
                                    latency_ms=_ms_since(started), cache_key=key)
+        if not may_pay:
+            BEDROCK_CALLS.labels(model_id, "not_reserved").inc()
+            raise ModelCallFailed(f"not_reserved: no budget reserved for a new {model_id} call")
         try:
             output, attempts = await self._call(model, prepared)
             output_format = sniff_format(output)

@@ -74,8 +74,15 @@ async def save_completion(db: Database, event: ImageCompleted) -> None:
             )
         large = next((o for o in event.outputs if o.get("name") == "large"
                       and o.get("format") == "jpeg" and not o.get("alias")), None)
+        # The current result is the most recent completion; a redelivered older one
+        # (another profile version finished since) leaves it alone.
         await cur.execute(
             "UPDATE product_images SET status = %s, enhanced_url = %s, cloudfront_url = %s,"
-            " last_error = NULL WHERE image_id = %s",
-            (event.status, large["uri"] if large else None, event.cdn_url, event.image_id),
+            " last_error = NULL, current_job_id = %s, current_profile_name = %s,"
+            " current_profile_version = %s, current_completed_at = %s WHERE image_id = %s"
+            " AND (current_completed_at IS NULL OR current_completed_at <= %s"
+            " OR current_job_id = %s)",
+            (event.status, large["uri"] if large else None, event.cdn_url, event.job_id,
+             event.profile["name"], event.profile["version"], completed_at, event.image_id,
+             completed_at, event.job_id),
         )

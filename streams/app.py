@@ -7,15 +7,19 @@ registers the agents and web views. Agents live in ``agents/``, one module per s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
 
 import faust
 from mode import Service
 
 from imaging.planning import check_routing_models
+from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import load_catalog
 from streams.budget import budget_zone
-from streams.errors import ConfigurationError
+from streams.errors import ConfigurationError, PermanentError
 from streams.resources import Resources
 from streams.settings import get_settings
 from streams.topics import Topics
@@ -32,6 +36,30 @@ try:
 except ConfigurationError as exc:
     raise SystemExit(f"imgstream: {exc}") from None
 (settings.home / "workers").mkdir(parents=True, exist_ok=True)
+
+
+@cache
+def _named_profile(name: str) -> Profile:
+    named = load_profile(name, settings.profiles_dir)
+    check_routing_models(named, catalog)
+    return named
+
+
+def profile_for(ref: Mapping[str, Any]) -> Profile:
+    """The profile an event was made with: the worker's own, or another one named by a
+    replay (``imgstream replay --profile``). A version this worker does not have is a
+    PermanentError: results must never mix two versions of a profile."""
+    if ref.get("name") == profile.name and ref.get("version") == profile.version:
+        return profile
+    try:
+        named = _named_profile(str(ref.get("name")))
+    except ConfigurationError as exc:
+        raise PermanentError(f"event names profile {ref}: {exc}") from None
+    if named.version != ref.get("version"):
+        raise PermanentError(f"event was made with profile {named.name} {ref.get('version')};"
+                             f" this worker has version {named.version}")
+    return named
+
 
 app = faust.App(
     settings.app_id,

@@ -109,6 +109,15 @@ def _emulator_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail_command(args: argparse.Namespace) -> int:
+    from streams.tail import TailOptions, run_tail
+
+    return run_tail(get_settings(), TailOptions(
+        event=args.event, tier=args.tier, seller=args.seller,
+        from_beginning=args.from_beginning, group=args.group, max_events=args.max,
+        as_json=args.json))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="bind address (default: bedrock_endpoint's host)")
     p.add_argument("--port", type=int, default=None, help="default: bedrock_endpoint's port")
     p.set_defaults(func=_emulator_command)
+
+    p = sub.add_parser("tail", help="print the public quality events, validated (a consumer "
+                                    "example for downstream teams)")
+    p.add_argument("event", choices=["assessed", "completed"],
+                   help="images.assessed (QualityAssessed) or images.completed (ImageCompleted)")
+    p.add_argument("--tier", choices=["excellent", "good", "poor"],
+                   help="only this tier (completed: the published tier, after enhancement)")
+    p.add_argument("--seller", default=None, help="only this seller id")
+    p.add_argument("--from-beginning", action="store_true",
+                   help="start at the oldest retained event (when the group has no offset)")
+    p.add_argument("--group", default=None,
+                   help="consumer group (default: a new imgstream-tail-<random>, no commits)")
+    p.add_argument("--max", type=int, default=None, help="exit after printing N events")
+    p.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    p.set_defaults(func=_tail_command)
     return parser
 
 

@@ -88,6 +88,21 @@ class ImageUploaded(Event):
     orientation: int
 
 
+class ReplayRequested(Event):
+    """An uploaded photo to assess again under a named profile (images.replay).
+
+    ``imgstream replay`` sends these; the workers' ``assess_replay`` agent handles them
+    apart from live uploads, and everything downstream carries the replay's profile.
+    """
+
+    schema_name = "replay_requested"
+
+    replay_id: str
+    image_id: str
+    profile: dict[str, Any]
+    uploaded: dict[str, Any]
+
+
 class QualityAssessed(Event):
     """The public quality report of one photo under one profile (images.assessed)."""
 
@@ -237,6 +252,7 @@ class DeadLetter(Event):
 #: Every event class, for the contract tests and the schema registry.
 ALL_EVENTS: tuple[type[Event], ...] = (
     ImageUploaded,
+    ReplayRequested,
     QualityAssessed,
     EnhancementPlan,
     AIEnhancementRequested,

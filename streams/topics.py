@@ -18,6 +18,7 @@ from streams.records import (
     ImageEnhanced,
     ImageUploaded,
     QualityAssessed,
+    ReplayRequested,
 )
 from streams.settings import Settings
 
@@ -36,6 +37,10 @@ TOPIC_SPECS: dict[str, TopicSpec] = {
     "uploaded": TopicSpec(
         "images.uploaded", ImageUploaded, "image_id", None,
         "Validated uploads; kept forever because replays of the catalog start here.",
+    ),
+    "replay": TopicSpec(
+        "images.replay", ReplayRequested, "image_id", timedelta(days=7),
+        "Uploads to assess again under another profile (imgstream replay).",
     ),
     "assessed": TopicSpec(
         "images.assessed", QualityAssessed, "image_id", timedelta(days=30),
