@@ -49,10 +49,10 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: int,
-           latency_ms: float, error: str | None) -> dict[str, Any]:
+           latency_ms: float, error: str | None, charged: float = 0.0) -> dict[str, Any]:
     return {
         "order": step["order"], "operation": step["operation"], "model_id": step["model_id"],
-        "cost_usd": invocation.cost_usd if invocation else 0.0,
+        "cost_usd": invocation.cost_usd if invocation else charged,
         "paid": bool(invocation and invocation.paid),
         "cache_hit": bool(invocation and invocation.cache_hit),
         "attempts": invocation.attempts if invocation else attempts,
@@ -70,7 +70,7 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
     started = time.perf_counter()
     entry = catalog.get(step["model_id"])
     invocation: ModelInvocation | None = None
-    attempts = 0
+    attempts, charged = 0, 0.0
     if to_micros(entry.price_usd) > to_micros(step["estimated_cost_usd"]):
         error = (f"price_changed: {entry.id} costs ${entry.price_usd:.4f}, "
                  f"${step['estimated_cost_usd']:.4f} was reserved")
@@ -84,7 +84,7 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
             result = await loop.run_in_executor(image_pool, apply_model_output, bgr,
                                                 invocation.output, prepared, step)
         except ModelCallFailed as exc:
-            error, attempts = f"ai_failed: {exc.reason}", exc.attempts
+            error, attempts, charged = f"ai_failed: {exc.reason}", exc.attempts, exc.charged_usd
         except PermanentError as exc:
             error = f"ai_failed: {exc}"
         else:
@@ -104,8 +104,8 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
     latency = (time.perf_counter() - started) * 1000
     # Money paid for an output that could not be used is still on the step's record.
     local = dataclasses.replace(local, latency_ms=round(latency, 2),
-                                cost_usd=invocation.cost_usd if invocation else 0.0)
-    return result, local, _usage(step, invocation, attempts, latency, error)
+                                cost_usd=invocation.cost_usd if invocation else charged)
+    return result, local, _usage(step, invocation, attempts, latency, error, charged)
 
 
 def settlement_for(approval: AIEnhancementApproved, usage: list[dict[str, Any]]

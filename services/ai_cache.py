@@ -10,6 +10,11 @@ redelivery, both the result and what that request paid. So a paid result is writ
 
 The record is written last: an entry without it is a miss. A lookup by a request that paid
 for the entry (its receipt exists) recovers its cost; any other request gets it for free.
+
+Before each call the client also writes ``bedrock/<model>/<key>.attempt/<request_id>.json``
+(state ``calling``) and marks it ``not_billed`` when the call ends without an image. A
+``calling`` marker without a result means a worker died mid-call: Bedrock may have billed
+that call (it has no idempotency token), so the request must not call again.
 """
 
 from __future__ import annotations
@@ -78,6 +83,26 @@ class AiCache:
                               "application/json")
         await self._store.put(self._record(model_id, key), document, "application/json")
         AI_CACHE.labels("stored").inc()
+
+    async def begin_attempt(self, model_id: str, key: str, request_id: str) -> None:
+        await self._put_attempt(model_id, key, request_id, "calling")
+
+    async def end_attempt_unbilled(self, model_id: str, key: str, request_id: str) -> None:
+        await self._put_attempt(model_id, key, request_id, "not_billed")
+
+    async def unconfirmed_attempt(self, model_id: str, key: str, request_id: str) -> bool:
+        """True when this request started a call whose outcome nobody recorded."""
+        marker = await self._json(self._attempt(model_id, key, request_id))
+        return bool(marker and marker.get("state") == "calling")
+
+    async def _put_attempt(self, model_id: str, key: str, request_id: str, state: str) -> None:
+        document = json.dumps({"state": state, "at": time.time()}).encode()
+        await self._store.put(self._attempt(model_id, key, request_id), document,
+                              "application/json")
+
+    def _attempt(self, model_id: str, key: str, request_id: str) -> ObjectUri:
+        name = quote(request_id, safe="")
+        return ObjectUri(self._bucket, f"bedrock/{model_id}/{key}.attempt/{name}.json")
 
     async def _json(self, uri: ObjectUri) -> dict[str, Any] | None:
         """The JSON document at ``uri``; None when missing or unreadable (a miss)."""

@@ -113,14 +113,24 @@ class BedrockClient:
             return ModelInvocation(model_id, cached.output, cached.output_format,
                                    cached.cost_usd, paid=False, cache_hit=True, attempts=0,
                                    latency_ms=_ms_since(started), cache_key=key)
+        if await self._cache.unconfirmed_attempt(model_id, key, request_id):
+            # A worker died while this request's call was in flight: it may have been
+            # billed. Never pay twice; account for it as paid and fall back.
+            BEDROCK_CALLS.labels(model_id, "unconfirmed_attempt").inc()
+            raise ModelCallFailed(
+                f"unconfirmed_attempt: an earlier {model_id} call of this request may have "
+                "been billed (its worker stopped mid-call); not calling again",
+                charged_usd=model.price_usd)
         if not may_pay:
             BEDROCK_CALLS.labels(model_id, "not_reserved").inc()
             raise ModelCallFailed(f"not_reserved: no budget reserved for a new {model_id} call")
+        await self._cache.begin_attempt(model_id, key, request_id)
         try:
             output, attempts = await self._call(model, prepared)
             output_format = sniff_format(output)
         except ModelCallFailed as exc:
             BEDROCK_CALLS.labels(model_id, exc.reason.split(":", 1)[0]).inc()
+            await self._cache.end_attempt_unbilled(model_id, key, request_id)
             raise
         BEDROCK_CALLS.labels(model_id, "paid").inc()
         try:

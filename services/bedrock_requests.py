@@ -22,13 +22,16 @@ class ModelCallFailed(PermanentError):
     """A model call that cannot give a result: the step falls back to its local op.
 
     ``reason`` starts with a stable word (content_filtered, retries_exhausted, rejected,
-    model_not_found, model_not_callable, model_error, bad_response) followed by details.
+    model_not_found, model_not_callable, model_error, bad_response, not_reserved,
+    unconfirmed_attempt) followed by details. ``charged_usd`` is what the failure must
+    be accounted as (an earlier call that may have been billed), usually 0.
     """
 
-    def __init__(self, reason: str, attempts: int = 0) -> None:
+    def __init__(self, reason: str, attempts: int = 0, charged_usd: float = 0.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
+        self.charged_usd = charged_usd
 
 
 class Retry(Enum):

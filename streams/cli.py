@@ -118,6 +118,17 @@ def _tail_command(args: argparse.Namespace) -> int:
         as_json=args.json))
 
 
+def _replay_command(args: argparse.Namespace) -> int:
+    from streams.replay import ReplayOptions, run_replay
+
+    return run_replay(get_settings(), ReplayOptions(
+        profile=args.profile, from_time=args.from_time, to_time=args.to_time,
+        offsets=tuple(args.offsets), sellers=tuple(args.seller), skus=tuple(args.sku),
+        group=args.group, dry_run=args.dry_run, as_json=args.json, per_image=args.per_image,
+        api=args.api, wait=args.wait, wait_timeout=args.wait_timeout, rate=args.rate),
+        console)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +186,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None, help="exit after printing N events")
     p.add_argument("--json", action="store_true", help="print each event as one JSON line")
     p.set_defaults(func=_tail_command)
+
+    p = sub.add_parser("replay", help="reprocess images.uploaded under another profile "
+                                      "(--dry-run: what would change, paying nothing)")
+    p.add_argument("--profile", required=True, help="profile name (profiles/ or "
+                                                    "IMGSTREAM_PROFILES_DIR)")
+    p.add_argument("--from", dest="from_time", metavar="ISO_TIME",
+                   help="first upload time (inclusive; no zone = UTC)")
+    p.add_argument("--to", dest="to_time", metavar="ISO_TIME",
+                   help="end upload time (exclusive; default: the end of the topic now)")
+    p.add_argument("--offsets", nargs="+", action="extend", default=[],
+                   metavar="P:START-END", help="offset ranges instead of times "
+                                               "(END exclusive, empty = the end)")
+    p.add_argument("--seller", action="append", default=[], help="only this seller "
+                                                                 "(repeatable)")
+    p.add_argument("--sku", action="append", default=[], help="only this SKU (repeatable)")
+    p.add_argument("--group", default=None, help="consumer group (default: "
+                                                 "<app id>-replay-<profile>-<version>)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="assess and route in-process, compare, write nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--per-image", action="store_true", help="dry run: one entry per photo")
+    p.add_argument("--api", default=None, help="a worker's URL, for the budget "
+                                              "(default: this machine's worker)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until every requested job is completed, show tier moves")
+    p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--rate", type=float, default=None,
+                   help="at most this many requests per second (default: no limit)")
+    p.set_defaults(func=_replay_command)
     return parser
 
 

@@ -214,14 +214,24 @@ def test_cap_holds_with_two_workers_a_kill_and_a_restart(ai_namespace, stack):
     assert len(sampler.samples) > 20, f"too few samples ({sampler.errors} errors)"
     assert max(sampler.samples) <= 1_000_000
 
-    # The emulator's bill == the table's settled spend == ai_usage_logs, exactly.
+    # The emulator's bill == the table's settled spend == ai_usage_logs. The one allowed
+    # difference: a call in flight when its worker was killed is accounted as paid
+    # ("unconfirmed_attempt") and never made again, because Bedrock may have billed it;
+    # it was billed unless the kill fell between writing the attempt marker and the
+    # request reaching the emulator.
+    unconfirmed = run_query(scoped, "SELECT COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd"
+                                    " FROM ai_usage_logs WHERE error_message LIKE"
+                                    " '%%unconfirmed_attempt%%'")[0]
     assert bill["billed"] > 0 and micros(bill["billed_usd"]) <= 1_000_000
-    assert micros(table["settled_usd"]) == micros(bill["billed_usd"])
-    assert table["reserved_usd"] == 0 and table["paid_calls"] == bill["billed"]
+    settled = micros(table["settled_usd"])
+    assert micros(bill["billed_usd"]) <= settled <= micros(bill["billed_usd"]) + micros(
+        unconfirmed["usd"]), (bill, table, unconfirmed)
+    assert settled <= 1_000_000 and table["reserved_usd"] == 0
+    assert bill["billed"] <= table["paid_calls"] <= bill["billed"] + unconfirmed["n"]
     usage = run_query(scoped, "SELECT COALESCE(SUM(cost_usd), 0) AS usd,"
                               " COALESCE(SUM(cost_usd > 0), 0) AS paid FROM ai_usage_logs")[0]
-    assert micros(usage["usd"]) == micros(bill["billed_usd"])
-    assert int(usage["paid"]) == bill["billed"]
+    assert micros(usage["usd"]) == settled
+    assert int(usage["paid"]) == table["paid_calls"]
 
     # Every photo completed exactly once, by AI or by its fallback with the reason.
     marks = ", ".join(["%s"] * len(ids))

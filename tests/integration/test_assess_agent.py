@@ -32,12 +32,18 @@ def _json_events(messages) -> list[dict]:
     return events
 
 
+def _holds(predicate, event: dict) -> bool:
+    try:
+        return bool(predicate(event))
+    except (KeyError, TypeError):  # a foreign event without the fields asked about
+        return False
+
+
 def _wait_events(topic_reader, short: str, predicate, count: int, timeout: float = 60):
     deadline = time.monotonic() + timeout
     found: list[dict] = []
     while time.monotonic() < deadline:
-        found = [e for e in _json_events(topic_reader(short, idle=0.5))
-                 if e.get("image_id") is not None and predicate(e)]
+        found = [e for e in _json_events(topic_reader(short, idle=0.5)) if _holds(predicate, e)]
         if len(found) >= count:
             return found
         time.sleep(0.5)

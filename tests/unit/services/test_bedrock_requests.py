@@ -1,6 +1,7 @@
 """Bedrock request bodies, answers, error classes, cache keys and the client's retry policy,
 without a network (the integration tests run them against the emulator)."""
 
+import asyncio
 import base64
 import json
 
@@ -230,3 +231,31 @@ async def test_retired_and_unknown_models_never_reach_the_network(scripted):
         with pytest.raises(ModelCallFailed, match="model_not_callable"):
             await client.invoke(model_id, _prepared(), "req-1")
     assert calls == []
+
+
+async def test_a_call_cut_off_by_a_crash_is_accounted_as_paid_and_never_repeated(scripted):
+    client, calls = scripted([OK])
+    crashed = client._invoke_sync
+
+    def dies_mid_call(model_id: str, body: str) -> bytes:
+        crashed(model_id, body)  # Bedrock did the work (and billed it)...
+        raise asyncio.CancelledError  # ...but the worker never saw the answer
+    client._invoke_sync = dies_mid_call
+    with pytest.raises(asyncio.CancelledError):
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    client._invoke_sync = crashed
+    with pytest.raises(ModelCallFailed, match="unconfirmed_attempt") as caught:
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")  # the redelivery
+    assert caught.value.charged_usd == BACKGROUND.price_usd and len(calls) == 1
+    other = await client.invoke(BACKGROUND.id, _prepared(), "req-2")  # another request pays
+    assert other.paid and len(calls) == 2
+
+
+async def test_unbilled_failures_and_unreserved_requests(scripted):
+    client, calls = scripted([_client_error("ValidationException", 400), OK])
+    with pytest.raises(ModelCallFailed, match="rejected"):
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    with pytest.raises(ModelCallFailed, match="not_reserved"):
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1", may_pay=False)
+    retried = await client.invoke(BACKGROUND.id, _prepared(), "req-1")  # not billed: may call
+    assert retried.paid and len(calls) == 2
