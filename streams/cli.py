@@ -1,4 +1,5 @@
-"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate, emulator."""
+"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate, emulator, replay,
+tail."""
 
 from __future__ import annotations
 
