@@ -18,6 +18,7 @@ from imaging.planning import check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import load_catalog
+from streams import faust_fixes
 from streams.budget import budget_zone
 from streams.errors import ConfigurationError, PermanentError
 from streams.resources import Resources
@@ -60,6 +61,8 @@ def profile_for(ref: Mapping[str, Any]) -> Profile:
                              f" this worker has version {named.version}")
     return named
 
+
+faust_fixes.install()  # never commit past an event still in flight (see the module)
 
 app = faust.App(
     settings.app_id,

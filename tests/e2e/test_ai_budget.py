@@ -28,7 +28,7 @@ import requests
 from imaging.samples import render_product_scene
 from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
-from tests.conftest import API_KEY, _drop_namespace, run_query
+from tests.conftest import API_KEY, MEASURED, _drop_namespace, run_query
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -232,6 +232,11 @@ def test_cap_holds_with_two_workers_a_kill_and_a_restart(ai_namespace, stack):
                               " COALESCE(SUM(cost_usd > 0), 0) AS paid FROM ai_usage_logs")[0]
     assert micros(usage["usd"]) == settled
     assert int(usage["paid"]) == table["paid_calls"]
+    MEASURED["AI budget, 2 workers, $1.00 cap, 200 photos, owner killed"] = (
+        f"billed {bill['billed']} calls ${bill['billed_usd']:.2f}, settled "
+        f"${table['settled_usd']:.2f} ({unconfirmed['n']} unconfirmed), max sampled "
+        f"committed ${max(sampler.samples) / 1e6:.2f} over {len(sampler.samples)} samples, "
+        f"{table['downgraded_requests']} requests downgraded")
 
     # Every photo completed exactly once, by AI or by its fallback with the reason.
     marks = ", ".join(["%s"] * len(ids))

@@ -16,7 +16,7 @@ import requests
 
 from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
-from tests.conftest import _drop_namespace, run_query
+from tests.conftest import MEASURED, _drop_namespace, run_query
 from tests.e2e.test_ai_budget import (
     Emulator,
     ai_eligible_photos,
@@ -80,5 +80,9 @@ def test_throttling_and_an_outage_still_complete_with_exact_spend(stack):
         jobs = run_query(scoped, "SELECT COUNT(*) AS n, COUNT(DISTINCT image_id) AS d"
                                  " FROM enhancement_jobs")[0]
         assert jobs["n"] == jobs["d"] == len(ids)
+        MEASURED["AI faults, 50% throttling + 10 s outage, 16 photos"] = (
+            f"received {bill['received']}, throttled {bill['throttled']}, 5xx "
+            f"{bill['errors']}, billed {bill['billed']} (${bill['billed_usd']:.2f}) = settled "
+            f"${table['settled_usd']:.2f}; client retries {retries:.0f}; AI steps {ai_steps}")
     finally:
         asyncio.run(_drop_namespace(scoped))
