@@ -18,7 +18,7 @@ from imaging.planning import check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import load_catalog
-from streams import faust_fixes
+from streams import faust_fixes, kafka_tuning
 from streams.budget import budget_zone
 from streams.errors import ConfigurationError, PermanentError
 from streams.resources import Resources
@@ -63,6 +63,7 @@ def profile_for(ref: Mapping[str, Any]) -> Profile:
 
 
 faust_fixes.install()  # never commit past an event still in flight (see the module)
+kafka_tuning.limit_fetch_wait()  # faust hard-codes a 1.5 s fetch wait; tansu sits it out
 
 app = faust.App(
     settings.app_id,

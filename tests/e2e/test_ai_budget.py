@@ -56,6 +56,7 @@ class Emulator:
 
     def __init__(self, port: int, log_path, env: dict[str, str]) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "emulator", "bedrock", "--port",
