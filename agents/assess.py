@@ -36,8 +36,7 @@ image_pool = ThreadPoolExecutor(max_workers=settings.image_threads,
 def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
                 ) -> QualityAssessed:
     judgement = report.judgement
-    metrics = {k: (round(v, 4) if isinstance(v, float) else v)
-               for k, v in report.metrics.as_dict().items()}
+    metrics = report.event_metrics()
     metrics["working_scale"] = round(report.working_scale, 4)
     return QualityAssessed.new(
         event_id=deterministic_id("QualityAssessed", uploaded.image_id, profile.name,

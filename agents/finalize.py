@@ -27,8 +27,7 @@ def summary(report: QualityReport) -> dict:
     j = report.judgement
     return {"overall_score": j.overall_score, "tier": j.tier, "issues": j.issues,
             "scores": j.scores,
-            "metrics": {k: (round(v, 4) if isinstance(v, float) else v)
-                        for k, v in report.metrics.as_dict().items()}}
+            "metrics": report.event_metrics()}
 
 
 async def finalize_image(enhanced: ImageEnhanced) -> None:

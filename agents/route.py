@@ -19,14 +19,11 @@ from streams.records import (
     EnhancementPlan,
     QualityAssessed,
     deterministic_id,
+    job_id_for,
 )
 
 STAGE = "route"
 BUDGET_ZONE = budget_zone(settings.budget_timezone)
-
-
-def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
-    return deterministic_id("job", image_id, profile_name, profile_version)
 
 
 def build_plan(report: QualityAssessed) -> EnhancementPlan:

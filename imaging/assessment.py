@@ -19,6 +19,11 @@ class QualityReport:
     working_scale: float
     elapsed_ms: float
 
+    def event_metrics(self) -> dict:
+        """The metrics as events carry them (4 decimals): what route plans from."""
+        return {k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in self.metrics.as_dict().items()}
+
 
 def assess_quality(data: bytes, profile: Profile) -> QualityReport:
     """Decode at the profile's working resolution, measure, and judge one photo."""

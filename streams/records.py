@@ -30,6 +30,12 @@ def deterministic_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
+    """One job per (image, profile name, version): a redelivered or replayed report of
+    the same photo under the same profile is the same job."""
+    return deterministic_id("job", image_id, profile_name, profile_version)
+
+
 class Event(faust.Record, abstract=True, include_metadata=False):
     """Fields every event carries."""
 

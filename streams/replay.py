@@ -63,7 +63,7 @@ from services.database import Database
 from services.model_catalog import ModelCatalog, load_catalog
 from services.object_store import ObjectStore, ObjectUri
 from streams.errors import ConfigurationError, PermanentError, SchemaViolation, ServiceUnavailable
-from streams.records import ReplayRequested, deterministic_id
+from streams.records import ReplayRequested, deterministic_id, job_id_for
 from streams.settings import Settings
 from streams.topics import TOPIC_SPECS
 
@@ -204,8 +204,8 @@ def decode_upload(value: bytes | None) -> dict[str, Any] | None:
 
 
 def job_id(image_id: str, profile: Profile) -> str:
-    """The job a replay produces (agents.route.job_id_for, without importing the app)."""
-    return deterministic_id("job", image_id, profile.name, profile.version)
+    """The job a replay produces: the same id route gives it."""
+    return job_id_for(image_id, profile.name, profile.version)
 
 
 def replay_request(uploaded: dict[str, Any], profile: Profile, replay_id: str
@@ -288,11 +288,8 @@ def project(data: bytes) -> dict[str, Any]:
     assert _projection is not None, "_init_projection was not run"
     profile, catalog, ai_reason = _projection
     report = assess_quality(data, profile)
-    # The same rounding as agents.assess.build_event: route plans from the event's values.
-    metrics = {k: (round(v, 4) if isinstance(v, float) else v)
-               for k, v in report.metrics.as_dict().items()}
-    plan = plan_enhancement(metrics, report.judgement.tier, report.subject.get("box"),
-                            profile, catalog, ai_reason)
+    plan = plan_enhancement(report.event_metrics(), report.judgement.tier,
+                            report.subject.get("box"), profile, catalog, ai_reason)
     steps = [s.as_dict() for s in plan.steps]
     return {"tier": report.judgement.tier, "overall_score": report.judgement.overall_score,
             "steps": steps}

@@ -225,8 +225,6 @@ def test_projection_is_what_assess_and_route_would_decide(profile):
         projected = project(sample.data)
         report = assess_quality(sample.data, profile)
         assert projected["tier"] == report.judgement.tier
-        metrics = {k: round(v, 4) if isinstance(v, float) else v
-                   for k, v in report.metrics.as_dict().items()}
-        plan = plan_enhancement(metrics, report.judgement.tier, report.subject["box"],
-                                profile, catalog)
+        plan = plan_enhancement(report.event_metrics(), report.judgement.tier,
+                                report.subject["box"], profile, catalog)
         assert projected["steps"] == [s.as_dict() for s in plan.steps]
