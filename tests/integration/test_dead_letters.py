@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import requests
 from confluent_kafka import Producer
 
+from services.database import Database
 from streams.records import DeadLetter, deterministic_id
 from streams.topics import TOPIC_SPECS
-from tests import hostile_files as hf
-from tests.integration.test_ingest_api import upload
+from tests.conftest import RUN_ID
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,6 +25,22 @@ def _produce(settings, key: bytes | None, value: bytes) -> None:
 
 
 
+def _analyzed_image(settings, image_id: str) -> None:
+    """A photo row as assess leaves it, without the pipeline racing to complete it."""
+    async def insert() -> None:
+        db = await Database.connect(settings, create=False)
+        try:
+            await db.execute(
+                "INSERT INTO product_images (image_id, seller_id, sku_id, original_url,"
+                " content_sha256, format, width, height, file_size_bytes, status) VALUES"
+                " (%s, 'dlq', 'SKU-dlq', 's3://imgstream-test/dlq.jpg', %s, 'jpeg', 640, 480,"
+                " 1000, 'analyzed')", (image_id, "0" * 64))
+        finally:
+            await db.close()
+
+    asyncio.run(insert())
+
+
 def _letter(image_id: str | None, marker: str) -> DeadLetter:
     return DeadLetter.new(
         event_id=deterministic_id("test-letter", marker), stage="assess",
@@ -34,9 +52,8 @@ def _letter(image_id: str | None, marker: str) -> DeadLetter:
 
 def test_poison_does_not_stop_the_agent_and_letters_are_recorded(worker, stack, db_query):
     _, settings = stack
-    image_id = upload(worker, hf.photo(seed=31), sku_id="SKU-dlq").json()["image_id"]
-    wait_for(lambda: db_query("SELECT 1 FROM product_images WHERE image_id = %s AND "
-                               "status = 'analyzed'", (image_id,)))  # assess is done with it
+    image_id = deterministic_id("dlq-image", RUN_ID)
+    _analyzed_image(settings, image_id)
 
     _produce(settings, b"junk", b"\x00\x01 this is not a dead letter")
     _produce(settings, None, b'{"event_type": "DeadLetter"}')
