@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
+from imaging.validation import sniff_format as sniff_image_format
 from services.model_catalog import ModelEntry
 from streams.errors import PermanentError
 
@@ -130,11 +131,8 @@ def parse_response(model: ModelEntry, body: bytes) -> bytes:
 
 def sniff_format(data: bytes) -> str:
     """png, jpeg or webp from the magic bytes; ModelCallFailed for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    raise ModelCallFailed(f"bad_response: the image is neither PNG, JPEG nor WebP "
-                          f"(starts with {data[:8]!r})")
+    found = sniff_image_format(data)
+    if found not in ("png", "jpeg", "webp"):
+        raise ModelCallFailed(f"bad_response: the image is neither PNG, JPEG nor WebP "
+                              f"(starts with {data[:8]!r})")
+    return found
