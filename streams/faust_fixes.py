@@ -1,61 +1,74 @@
-"""A fix for faust-streaming 0.15.3 committing offsets past events still being processed.
+"""Fixes for faust-streaming 0.15.3 committing offsets of events never processed.
 
-Agents with ``concurrency > 1`` (assess, enhance_local, enhance_ai, finalize) finish the
-events of one partition out of order. faust commits the first run of consecutive acked
-offsets, and checks for an unacked event at the head of that run like this
-(``Consumer._new_offset``)::
+Found by the kill tests (an image stuck in ``analyzed``, a budget reservation never
+settled); each one loses events for good when a worker dies or a partition moves:
 
-    if committed_offset:                              # skipped for None and 0
-        if min(acked) - committed_offset > 1:         # off by one: 1 is already a gap
-            return None
+1. **Out-of-order acks.** Agents with ``concurrency > 1`` (assess, enhance_local,
+   enhance_ai, finalize) finish the events of one partition out of order. faust commits
+   the first run of consecutive acked offsets and checks the head of that run with an
+   off-by-one (``min(acked) - committed > 1``), and not at all while the group has no
+   committed offset: with 40 and 41 in flight and 41 acked first it commits 42.
+2. **Skipped events acked.** During a rebalance a stream skips the events it takes from
+   its buffer (flow control suspended, or fetched in an older consumer generation) and
+   *acks* them "so the lag does not grow". The revocation then commits those offsets
+   although nothing processed them, and the partition's next owner starts after them.
 
-With offsets 40 and 41 in flight and 41 acked first, it commits 42: a SIGKILL then loses
-event 40 for good (found by the kill tests: an image stuck in ``analyzed``, a budget
-reservation never settled). The committed offset is the next offset to read, so any
-acked offset above it means a gap. When the group has no committed offset yet, the
-first offset delivered for the partition since its assignment is the expected one.
+The fixed rules: an ack counts towards a commit only for an event a stream really took
+(``tracked``) in the current consumer generation; a skipped event is simply fetched
+again after the rebalance's seek to the committed offset. The commit is the end of the
+run of acked offsets that starts at the committed offset, and never passes an event
+still in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
-def next_commit_offset(acked: Sequence[int], expected: int | None) -> int | None:
-    """The offset to commit for sorted ``acked`` offsets, or None while the next expected
-    offset (the committed one, else the first delivered) is not acked yet."""
-    if not acked or (expected is not None and acked[0] > expected):
+def next_commit_offset(acked: Sequence[int], expected: int | None,
+                       in_flight: Iterable[int] = ()) -> int | None:
+    """The offset to commit for sorted ``acked`` offsets, or None if there is none yet.
+
+    ``expected`` is the committed offset (the next one to read), None when unknown;
+    ``in_flight`` are offsets taken by a stream and not acked yet.
+    """
+    if expected is not None:  # offsets below it are committed already
+        acked = [o for o in acked if o >= expected]
+    if not acked or (expected is not None and acked[0] != expected):
         return None
     end = acked[0]
     for offset in acked[1:]:
         if offset != end + 1:
             break
         end = offset
-    return end + 1
+    offset = min([end + 1, *in_flight])
+    return offset if offset > acked[0] else None
+
+
+def counts_for_commit(tracked: bool, generation: int | None, current_generation: int) -> bool:
+    """Whether an acked event may move the committed offset (see rule 2 above)."""
+    return tracked and (generation is None or generation == current_generation)
 
 
 def install() -> None:
     """Patch faust's consumer (idempotent)."""
     from faust.transport.consumer import Consumer
+    from faust.types.tuples import ack_lock
 
     if getattr(Consumer, "_imgstream_fixed", False):
         return
-    track_message = Consumer.track_message
-    perform_seek = Consumer.perform_seek
+    original_ack = Consumer.ack
 
-    def first_offsets(self: Any) -> dict:
-        return self.__dict__.setdefault("_imgstream_first_offsets", {})
-
-    def tracking(self: Any, message: Any) -> None:
-        first = first_offsets(self)
-        if message.tp not in first or message.offset < first[message.tp]:
-            first[message.tp] = message.offset
-        track_message(self, message)
-
-    async def seeking(self: Any) -> None:
-        first_offsets(self).clear()
-        await perform_seek(self)
+    def ack(self: Any, message: Any) -> bool:
+        if counts_for_commit(message.tracked, message.generation_id,
+                             self.app.consumer_generation_id):
+            return original_ack(self, message)
+        with ack_lock:
+            if not message.acked:  # done with it, but its offset must be read again
+                message.acked = True
+                self._unacked_messages.discard(message)
+        return False
 
     def new_offset(self: Any, tp: Any) -> int | None:
         acked = self._acked[tp]
@@ -70,17 +83,15 @@ def install() -> None:
                 acked.extend(filled)
                 gaps.chop(0, max(filled[-1], max_offset + 1))
         acked.sort()
+        in_flight = [m.offset for m in list(self._unacked_messages)
+                     if m.tp == tp and not m.acked]
         committed = self._committed_offset[tp]
-        expected = committed if committed is not None else first_offsets(self).get(tp)
-        offset = next_commit_offset(acked, expected)
-        if offset is None:
-            return None
-        done = [o for o in acked if o < offset]
+        offset = next_commit_offset(acked, committed, in_flight)
+        done = [o for o in acked if o < max(offset or 0, committed or 0)]
         acked[: len(done)] = []
         self._acked_index[tp].difference_update(done)
         return offset
 
-    Consumer.track_message = tracking
-    Consumer.perform_seek = seeking
+    Consumer.ack = ack
     Consumer._new_offset = new_offset
     Consumer._imgstream_fixed = True
