@@ -56,8 +56,8 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
                               f"p{version}.{r.extension}")
         alias = ObjectUri(settings.enhanced_bucket,
                           f"enhanced/{enhanced.image_id}/current-{r.name}.{r.extension}")
-        # Versioned keys are content-addressed: writing one again writes the same bytes.
-        writes += [store.put(versioned, r.data, r.content_type),
+        # Versioned keys are content-addressed: a create-only PUT, a redelivery writes nothing.
+        writes += [store.put_if_absent(versioned, r.data, r.content_type),
                    store.put(alias, r.data, r.content_type)]
         for uri, is_alias in ((versioned, False), (alias, True)):
             outputs.append({"name": r.name, "format": r.format, "width": r.width,

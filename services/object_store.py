@@ -17,7 +17,10 @@ from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+# A create-only PUT (If-None-Match: *) found the key taken: the bytes are already there.
+_EXISTS_CODES = {"412", "PreconditionFailed"}
 _RETRYABLE_CODES = {
+    "ConditionalRequestConflict",  # a concurrent create-only PUT of the same key
     "500",
     "502",
     "503",
@@ -28,6 +31,10 @@ _RETRYABLE_CODES = {
     "RequestTimeout",
     "Throttling",
 }
+
+
+class _AlreadyExists(Exception):
+    """A create-only PUT found the object in place."""
 
 
 @dataclass(frozen=True)
@@ -76,17 +83,21 @@ class ObjectStore:
     ) -> bool:
         """Store ``data`` unless the object exists; True when it was written now.
 
-        Keys are content hashes, so an existing object already holds these bytes.
+        Keys are content hashes, so an existing object already holds these bytes. One
+        conditional PUT (``If-None-Match: *``, S3's atomic create-only write) instead of a
+        HEAD then a PUT: one round trip, and no window between the check and the write.
         """
-        if await self.exists(uri):
+        try:
+            await self._call(
+                self._client.put_object,
+                Bucket=uri.bucket,
+                Key=uri.key,
+                Body=data,
+                ContentType=content_type,
+                IfNoneMatch="*",
+            )
+        except _AlreadyExists:
             return False
-        await self._call(
-            self._client.put_object,
-            Bucket=uri.bucket,
-            Key=uri.key,
-            Body=data,
-            ContentType=content_type,
-        )
         return True
 
     async def put(self, uri: ObjectUri, data: bytes, content_type: str) -> None:
@@ -124,6 +135,8 @@ class ObjectStore:
         except botocore.exceptions.ClientError as exc:
             code = _error_code(exc)
             message = exc.response.get("Error", {}).get("Message") or str(exc)
+            if code in _EXISTS_CODES:
+                raise _AlreadyExists(message) from exc
             if code in _MISSING_CODES:
                 raise ObjectMissing(f"object store: {code}: {message}") from exc
             if code in _RETRYABLE_CODES:
