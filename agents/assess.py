@@ -59,7 +59,7 @@ def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
 
 
 async def assess_uploaded(uploaded: ImageUploaded, profile: Profile = profile) -> None:
-    data = await resources.store.get(ObjectUri.parse(uploaded.original_uri))
+    data = await resources.store.get(ObjectUri.parse(uploaded.original_uri), keep=True)
     if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:
         raise PermanentError(f"{uploaded.original_uri} does not hold the content the event "
                              "names (sha256 mismatch)")

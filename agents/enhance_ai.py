@@ -141,7 +141,7 @@ async def _enhance(approval: AIEnhancementApproved) -> None:
     loop = asyncio.get_running_loop()
     usage = _usage_in_flight.setdefault(approval.request_id, [])
     usage.clear()  # a retry of the whole event starts again (paid calls come from the cache)
-    data = await resources.store.get(ObjectUri.parse(plan["source_uri"]))
+    data = await resources.store.get(ObjectUri.parse(plan["source_uri"]), keep=True)
     bgr = await loop.run_in_executor(image_pool, _decode, data)
     results: list[StepResult] = []
     unspent = to_micros(approval.reserved_usd)
@@ -156,7 +156,7 @@ async def _enhance(approval: AIEnhancementApproved) -> None:
         results.append(result)
     image = await loop.run_in_executor(image_pool, encode_intermediate, bgr)
     target = ObjectUri(settings.enhanced_bucket, f"work/{approval.job_id}/enhanced.jpg")
-    await resources.store.put(target, image, "image/jpeg")
+    await resources.store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
     # Settle before the result moves on: the money is accounted for whatever happens next.
     await emit(topics.ai_budget, settlement_for(approval, usage), approval.budget_key,
                validate=settings.validate_events)

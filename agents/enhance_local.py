@@ -31,11 +31,11 @@ async def enhance_plan(plan: EnhancementPlan) -> None:
     if plan.skip:
         enhanced_uri, steps = plan.source_uri, []
     else:
-        data = await resources.store.get(ObjectUri.parse(plan.source_uri))
+        data = await resources.store.get(ObjectUri.parse(plan.source_uri), keep=True)
         loop = asyncio.get_running_loop()
         image, steps = await loop.run_in_executor(image_pool, _enhance, data, plan.steps)
         target = ObjectUri(settings.enhanced_bucket, f"work/{plan.job_id}/enhanced.jpg")
-        await resources.store.put(target, image, "image/jpeg")
+        await resources.store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
         enhanced_uri = str(target)
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", plan.job_id),

@@ -39,11 +39,11 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
     loop = asyncio.get_running_loop()
     publication: Publication | str | None = None
     if not skipped:  # the original is fetched only when it is what gets published
-        result = await store.get(ObjectUri.parse(enhanced.enhanced_uri))
+        result = await store.get(ObjectUri.parse(enhanced.enhanced_uri), keep=True)
         publication = await loop.run_in_executor(
             image_pool, publish_enhanced, result, plan["before"]["overall_score"], profile)
     if not isinstance(publication, Publication):
-        original = await store.get(ObjectUri.parse(enhanced.source_uri))
+        original = await store.get(ObjectUri.parse(enhanced.source_uri), keep=True)
         publication = await loop.run_in_executor(image_pool, publish_original, original,
                                                  profile, publication)
     renditions = publication.renditions
@@ -57,7 +57,7 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
         alias = ObjectUri(settings.enhanced_bucket,
                           f"enhanced/{enhanced.image_id}/current-{r.name}.{r.extension}")
         # Versioned keys are content-addressed: a create-only PUT, a redelivery writes nothing.
-        writes += [store.put_if_absent(versioned, r.data, r.content_type),
+        writes += [store.put_if_absent(versioned, r.data, r.content_type, keep=False),
                    store.put(alias, r.data, r.content_type)]
         for uri, is_alias in ((versioned, False), (alias, True)):
             outputs.append({"name": r.name, "format": r.format, "width": r.width,

@@ -13,6 +13,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from services.object_cache import ObjectCache
 from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
@@ -54,9 +55,15 @@ class ObjectUri:
 
 
 class ObjectStore:
-    """Thin async facade over a boto3 S3 client with the project's error classes."""
+    """Thin async facade over a boto3 S3 client with the project's error classes.
+
+    ``keep=True`` marks an object as immutable (content-addressed, or derived from a job
+    whose bytes are deterministic): it is then kept in a bounded in-process cache
+    (``services.object_cache``) and later reads of it with ``keep=True`` skip the store.
+    """
 
     def __init__(self, settings: Settings) -> None:
+        self.cache = ObjectCache(settings.object_cache_bytes)
         self._client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint or None,
@@ -79,7 +86,7 @@ class ObjectStore:
             await self._call(self._ensure_bucket, bucket)
 
     async def put_if_absent(
-        self, uri: ObjectUri, data: bytes, content_type: str
+        self, uri: ObjectUri, data: bytes, content_type: str, *, keep: bool = True
     ) -> bool:
         """Store ``data`` unless the object exists; True when it was written now.
 
@@ -97,13 +104,20 @@ class ObjectStore:
                 IfNoneMatch="*",
             )
         except _AlreadyExists:
-            return False
-        return True
+            written = False
+        else:
+            written = True
+        if keep:
+            self.cache.put(str(uri), data)
+        return written
 
-    async def put(self, uri: ObjectUri, data: bytes, content_type: str) -> None:
+    async def put(self, uri: ObjectUri, data: bytes, content_type: str, *,
+                  keep: bool = False) -> None:
         """Write (or overwrite) an object: stable aliases and intermediates."""
         await self._call(self._client.put_object, Bucket=uri.bucket, Key=uri.key, Body=data,
                          ContentType=content_type)
+        if keep:
+            self.cache.put(str(uri), data)
 
     async def exists(self, uri: ObjectUri) -> bool:
         try:
@@ -112,11 +126,18 @@ class ObjectStore:
             return False
         return True
 
-    async def get(self, uri: ObjectUri) -> bytes:
+    async def get(self, uri: ObjectUri, *, keep: bool = False) -> bytes:
+        """The object's bytes; ``keep``: immutable, so served from and kept in the cache."""
+        if keep and (cached := self.cache.get(str(uri))) is not None:
+            return cached
+
         def read() -> bytes:
             return self._client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
 
-        return await self._call(read)
+        data = await self._call(read)
+        if keep:
+            self.cache.put(str(uri), data)
+        return data
 
     async def ping(self) -> None:
         await self._call(self._client.list_buckets)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     s3_secret_key: str = "imgstream-secret"
     originals_bucket: str = "imgstream-originals"
     enhanced_bucket: str = "imgstream-enhanced"
+    # In-process cache of immutable objects (originals, intermediates) a worker just
+    # wrote or read, so the next stage of the same photo does not download them again.
+    object_cache_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
 
     # CloudFront (moto server in the embedded stack)
     cloudfront_endpoint: str | None = "http://127.0.0.1:15001"
