@@ -75,6 +75,11 @@ class ObjectStore:
                 read_timeout=30,
                 retries={"mode": "standard", "max_attempts": 3},
                 s3={"addressing_style": "path"},
+                # botocore >= 1.36 computes a CRC32 of every body it sends and checks the one
+                # of every body it reads: pure CPU per photo on our own bucket, where TLS and
+                # the content hashes in the keys already guard the bytes.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
             ),
         )
         self._buckets = (settings.originals_bucket, settings.enhanced_bucket,
