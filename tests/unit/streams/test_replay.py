@@ -14,29 +14,28 @@ from profiles import load_profile
 from services.model_catalog import load_catalog
 from streams.errors import ConfigurationError
 from streams.records import deterministic_id
-from streams.replay import (
+from streams.replay.comparisons import (
     NEVER_ASSESSED,
-    PartitionRange,
-    Projection,
-    UploadFilter,
-    _init_projection,
     ai_cost,
     current_tier,
-    decode_upload,
     describe_plan,
-    dry_run_report,
+    plan_change,
+    plan_signature,
+    tier_matrix,
+    tier_moves_summary,
+)
+from streams.replay.options import (
+    PartitionRange,
+    UploadFilter,
+    decode_upload,
     first_offset_at,
     job_id,
     parse_offsets,
     parse_time,
-    plan_change,
     plan_ranges,
-    plan_signature,
-    project,
     replay_request,
-    tier_matrix,
-    tier_moves_summary,
 )
+from streams.replay.projection import Projection, _init_projection, dry_run_report, project
 
 UPLOADED = schemas.load_schema("image_uploaded")["examples"][0]
 
