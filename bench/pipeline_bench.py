@@ -136,7 +136,9 @@ def main() -> None:
     base = Settings()
     Stack(base).up(echo=lambda _: None)
     run = uuid.uuid4().hex[:8]
-    env = {**namespace_env("bench", run), "IMGSTREAM_API_KEYS": ""}
+    # The local path, like the pure loop: AI steps run their local fallback, not Bedrock.
+    env = {**namespace_env("bench", run), "IMGSTREAM_API_KEYS": "",
+           "IMGSTREAM_AI_ENABLED": "false"}
     settings = namespaced(base, env)
     workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log", env=env)
                for port in PORTS]
