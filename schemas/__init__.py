@@ -2,6 +2,10 @@
 
 ``validate_event`` is what producers call before emitting and consumers call after
 decoding; a violation is a :class:`~streams.errors.SchemaViolation` naming the field.
+Valid documents - nearly all of them - are recognised by jsonschema-rs (compiled, tens of
+times faster: a large event costs microseconds instead of a millisecond on every emit);
+the reference ``jsonschema`` validator then only runs to name what is wrong, and has the
+last word, so both agreeing on valid documents is all the fast path relies on.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -51,8 +56,18 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry())
 
 
+@cache
+def fast_validator(name: str) -> jsonschema_rs.Validator:
+    """The compiled validator of ``name``; formats are annotations, as for ``validator``."""
+    registry = jsonschema_rs.Registry([(_BASE_URI + "common.json", load_schema("common"))])
+    return jsonschema_rs.validator_for(load_schema(name), registry=registry,
+                                       validate_formats=False, offline=True)
+
+
 def validate_event(name: str, document: Any) -> None:
     """Raise SchemaViolation with the first offending field if ``document`` is invalid."""
+    if fast_validator(name).is_valid(document):
+        return
     error = next(iter(validator(name).iter_errors(document)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
