@@ -167,10 +167,6 @@ def ai_namespace(stack):
         asyncio.run(_drop_namespace(scoped))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent: after the SIGKILL and the rebalance of two workers, 1-3 events can stay "
-    "unprocessed (photos stuck in uploaded/analyzed, one reservation open); the budget "
-    "assertions hold in the runs that complete. Open bug, see the issue note."))
 def test_cap_holds_with_two_workers_a_kill_and_a_restart(ai_namespace, stack):
     run, env, scoped, emulator = ai_namespace
     _, settings = stack
