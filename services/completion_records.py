@@ -45,15 +45,16 @@ async def save_completion(db: Database, event: ImageCompleted) -> None:
              round(event.processing_ms), event.total_cost_usd, event.ai_used, completed_at,
              completed_at),
         )
-        for step in event.steps:
-            await cur.execute(
+        if event.steps:  # one multi-row INSERT: one round trip for all the steps
+            await cur.executemany(
                 "INSERT INTO processing_steps (job_id, step_order, step_name, method, model_id,"
                 " success, latency_ms, cost_usd, details) VALUES (%s, %s, %s, %s, %s, %s, %s,"
                 f" %s, %s) ON DUPLICATE KEY UPDATE {_UPDATE_STEP}",
-                (event.job_id, step["order"], step["operation"], step["method"],
-                 step.get("model_id"), bool(step.get("success", True)),
-                 round(step.get("latency_ms", 0)), step.get("cost_usd", 0.0),
-                 step.get("details") or step.get("fallback_reason")),
+                [(event.job_id, step["order"], step["operation"], step["method"],
+                  step.get("model_id"), bool(step.get("success", True)),
+                  round(step.get("latency_ms", 0)), step.get("cost_usd", 0.0),
+                  step.get("details") or step.get("fallback_reason"))
+                 for step in event.steps],
             )
         after = event.after
         if after is not None:
