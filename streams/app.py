@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import cv2
 import faust
 from mode import Service
 
@@ -62,6 +63,7 @@ def profile_for(ref: Mapping[str, Any]) -> Profile:
     return named
 
 
+cv2.setNumThreads(settings.opencv_threads)  # parallelism is across photos (image_threads)
 faust_fixes.install()  # never commit past an event still in flight (see the module)
 kafka_tuning.limit_fetch_wait()  # faust hard-codes a 1.5 s fetch wait; tansu sits it out
 

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = None
     # Threads for image work (decode, metrics, BRISQUE); OpenCV and numpy release the GIL.
     image_threads: int = Field(default=2, ge=1, le=64)
+    # OpenCV's own threads per call. The image threads already run one photo each, so
+    # more only adds wake-ups and oversubscribed cores (0 = OpenCV's default, all cores).
+    opencv_threads: int = Field(default=1, ge=0, le=64)
 
     # Validate every emitted event against its JSON Schema before sending.
     validate_events: bool = True
