@@ -1,0 +1,60 @@
+"""ObjectStore with ``keep``: immutable objects are served from memory after a write or read."""
+
+import botocore.exceptions
+
+from services.object_store import ObjectStore, ObjectUri
+from streams.settings import Settings
+
+
+class FakeClient:
+    def __init__(self):
+        self.objects: dict[str, bytes] = {}
+        self.calls: list[str] = []
+
+    def put_object(self, Bucket, Key, Body, ContentType, IfNoneMatch=None):
+        self.calls.append("put")
+        if IfNoneMatch == "*" and Key in self.objects:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "PreconditionFailed", "Message": "exists"}}, "PutObject")
+        self.objects[Key] = Body
+
+    def get_object(self, Bucket, Key):
+        self.calls.append("get")
+
+        class Body:
+            def read(self_inner):
+                return self.objects[Key]
+        return {"Body": Body()}
+
+
+def _store() -> tuple[ObjectStore, FakeClient]:
+    store = ObjectStore(Settings(object_cache_bytes=1000))
+    store._client = FakeClient()
+    return store, store._client
+
+
+async def test_kept_writes_and_reads_are_served_from_memory():
+    store, client = _store()
+    uri = ObjectUri("b", "work/job/enhanced.jpg")
+    await store.put(uri, b"pixels", "image/jpeg", keep=True)
+    assert await store.get(uri, keep=True) == b"pixels"
+    assert client.calls == ["put"]
+    assert await store.get(uri) == b"pixels"  # not kept: always asks the store
+    assert client.calls == ["put", "get"]
+
+
+async def test_create_only_put_reports_an_existing_object_and_keeps_its_bytes():
+    store, client = _store()
+    uri = ObjectUri("b", "originals/ab/abc.jpg")
+    assert await store.put_if_absent(uri, b"photo", "image/jpeg") is True
+    store.cache = type(store.cache)(1000)  # another worker: nothing in memory
+    assert await store.put_if_absent(uri, b"photo", "image/jpeg") is False
+    assert await store.get(uri, keep=True) == b"photo"
+    assert client.calls == ["put", "put"]
+
+
+async def test_aliases_are_never_kept():
+    store, _client = _store()
+    uri = ObjectUri("b", "enhanced/x/current-large.jpg")
+    await store.put(uri, b"v1", "image/jpeg")
+    assert str(uri) not in store.cache
