@@ -7,7 +7,9 @@ uploads a batch through the HTTP API as fast as the workers take it, and times u
 the first photo to completion of the last (MySQL). The same photos then go through the
 pure compute loop (``imaging.local_path.process_locally``: the functions the agents run)
 in one process per core. Printed: both rates and their ratio (target >= 0.85), for
-seller-size and 1 MP photos, and p50/p95 upload->completed latency at half the measured
+seller-size and 1 MP photos, the CPU milliseconds per photo of the pure loop and of each
+process of the pipeline (workers, SeaweedFS, broker, MariaDB, the uploading client: where
+the difference goes), and p50/p95 upload->completed latency at half the measured
 throughput. Everything the run created is removed at the end.
 """
 
@@ -23,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -56,23 +59,78 @@ def megapixel_photos(count: int) -> list[bytes]:
     return photos
 
 
-def _pure_loop(args: tuple[list[bytes], int]) -> int:
-    photos, cpu = args
-    os.sched_setaffinity(0, {cpu})
+_pure_setup: tuple[Any, Any] | None = None
+
+
+def _pure_init() -> None:
+    """Pool start-up (imports, profile, catalog) is not compute: the workers are warm too."""
+    global _pure_setup
     cv2.setNumThreads(1)
-    profile, catalog = load_profile("default"), load_catalog()
+    _pure_setup = load_profile("default"), load_catalog()
+
+
+def _pure_loop(args: tuple[list[bytes], int]) -> tuple[int, float]:
+    photos, cpu = args
+    if not photos:  # the warm-up round
+        return 0, 0.0
+    os.sched_setaffinity(0, {cpu})
+    assert _pure_setup is not None
+    profile, catalog = _pure_setup
+    started = time.process_time()
     for data in photos:
         process_locally(data, profile, catalog)
-    return len(photos)
+    return len(photos), time.process_time() - started
 
 
-def pure_rate(photos: list[bytes]) -> float:
+def pure_rate(photos: list[bytes]) -> tuple[float, float]:
+    """(images/s, CPU seconds per photo) of the pure loop, one warm process per core."""
     cpus = sorted(os.sched_getaffinity(0))
     shares = [photos[i::len(cpus)] for i in range(len(cpus))]
-    started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(len(cpus)) as pool:
-        done = sum(pool.map(_pure_loop, list(zip(shares, cpus, strict=True))))
-    return done / (time.perf_counter() - started)
+    with multiprocessing.get_context("spawn").Pool(len(cpus), initializer=_pure_init) as pool:
+        pool.map(_pure_loop, [([], cpu) for cpu in cpus], chunksize=1)
+        started = time.perf_counter()
+        results = pool.map(_pure_loop, list(zip(shares, cpus, strict=True)), chunksize=1)
+        elapsed = time.perf_counter() - started
+    done = sum(n for n, _ in results)
+    return done / elapsed, sum(c for _, c in results) / done
+
+
+# Which process a CPU second belongs to, by its command line (first match wins).
+PROCESS_GROUPS = (("workers", "faust -A streams.app worker"), ("SeaweedFS", "weed"),
+                  ("broker (tansu)", "tansu"), ("MariaDB", "mariadbd"), ("moto", "moto"),
+                  ("Bedrock emulator", "emulator bedrock"))
+
+
+def cpu_by_group(worker_pids: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by the pipeline's processes, grouped (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        if pid == os.getpid():
+            group = "bench client (uploads)"
+        elif pid in worker_pids:
+            group = "workers"
+        else:
+            group = next((g for g, needle in PROCESS_GROUPS[1:] if needle in command), "")
+        if group:
+            totals[group] = totals.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], photos: int) -> str:
+    used = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / photos for g in after}
+    parts = [f"{g} {ms:.0f}" for g, ms in sorted(used.items(), key=lambda i: -i[1]) if ms >= 1]
+    return ", ".join(parts) + f"; total {sum(used.values()):.0f}"
 
 
 def upload(base_url: str, data: bytes, sku: str) -> tuple[str, float]:
@@ -153,11 +211,16 @@ def main() -> None:
             sets = {"seller-size": sellers[: args.sellers], **sets}
         print(f"== {len(workers)} workers on {len(os.sched_getaffinity(0))} cores, "
               f"embedded stack; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        worker_pids = {w.process.pid for w in workers}
         for label, photos in sets.items():
+            before = cpu_by_group(worker_pids)
             pipeline, _ = run_batch(urls, settings, photos, label.replace(" ", ""))
-            pure = pure_rate(photos)
+            spent = cpu_report(before, cpu_by_group(worker_pids), len(photos))
+            pure, pure_cpu = pure_rate(photos)
             print(f"{label:12s} pipeline {pipeline:6.1f} images/s, pure compute {pure:6.1f} "
                   f"images/s -> ratio {pipeline / pure:.2f} (target >= 0.85)")
+            print(f"{'':12s} CPU ms per photo: pure loop {pure_cpu * 1000:.0f}; pipeline "
+                  f"{spent}")
             _, latencies = run_batch(urls, settings, photos, label.replace(" ", "") + "-half",
                                      rate=pipeline / 2)
             cut = statistics.quantiles(latencies, n=20)
