@@ -37,8 +37,6 @@ from streams.metrics import (
     RETRIES,
 )
 from streams.records import DeadLetter, Event, deterministic_id
-from streams.settings import get_settings
-from streams.validation_memo import ValidationMemo
 
 log = logging.getLogger(__name__)
 
@@ -73,33 +71,21 @@ class Message:
     value: bytes
 
 
-# Values this process validated already (emitted or consumed): not checked again.
-VALIDATED = ValidationMemo(get_settings().validation_memo_entries)
-
-
 def decode_event(event_type: type[E], raw: bytes) -> E:
     """Parse and validate one message value; SchemaViolation says what is wrong."""
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SchemaViolation(f"{event_type.__name__}: value is not JSON: {exc}") from None
-    if not VALIDATED.known_valid(event_type.schema_name, raw):
-        validate_event(event_type.schema_name, document)
-        VALIDATED.remember(event_type.schema_name, raw)
+    validate_event(event_type.schema_name, document)
     return event_type.from_document(document)
 
 
 async def emit(topic: faust.TopicT, event: Event, key: str, *, validate: bool = True) -> None:
-    """Send an event and wait until the broker acknowledged it.
-
-    What is validated is the document parsed back from the exact bytes sent, so a
-    consumer in this process can trust those bytes without validating them again.
-    """
-    value = event.to_json()
-    if validate and not VALIDATED.known_valid(event.schema_name, value):
-        validate_event(event.schema_name, json.loads(value))
-        VALIDATED.remember(event.schema_name, value)
-    future = await topic.send(key=key.encode(), value=value)
+    """Send an event and wait until the broker acknowledged it."""
+    if validate:
+        validate_event(event.schema_name, event.to_document())
+    future = await topic.send(key=key.encode(), value=event.to_json())
     await future
     EVENTS_EMITTED.labels(event.event_type).inc()
 

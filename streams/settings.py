@@ -127,9 +127,6 @@ class Settings(BaseSettings):
 
     # Validate every emitted event against its JSON Schema before sending.
     validate_events: bool = True
-    # Message values this process validated already are trusted when seen again (a
-    # consumer reading what its own worker emitted); entries of ~60 bytes each.
-    validation_memo_entries: int = Field(default=4096, ge=0)
 
     @field_validator("kafka_bootstrap")
     @classmethod
