@@ -12,18 +12,28 @@ settled); each one loses events for good when a worker dies or a partition moves
    its buffer (flow control suspended, or fetched in an older consumer generation) and
    *acks* them "so the lag does not grow". The revocation then commits those offsets
    although nothing processed them, and the partition's next owner starts after them.
+3. **No seek back for a partition never committed.** After a rebalance faust seeks every
+   stream partition to its committed offset so that skipped events are fetched again;
+   aiokafka's ``seek_to_committed`` seeks only where an offset > 0 is committed. A partition
+   with no commit yet (a young topic: ``images.ai`` in the first minutes) keeps its fetch
+   position past the skipped events, which then nobody processes: the kill tests saw
+   partitions holding events, committed offset -1001, and an idle owner.
 
 The fixed rules: an ack counts towards a commit only for an event a stream really took
 (``tracked``) in the current consumer generation; a skipped event is simply fetched
-again after the rebalance's seek to the committed offset. The commit is the end of the
-run of acked offsets that starts at the committed offset, and never passes an event
-still in flight.
+again after the rebalance's seek to the committed offset. A stream
+partition with no committed offset is sought to its first offset (we reset to
+``earliest``), and that offset counts as committed, so the first commit must start
+there. The commit is the end of the run of acked offsets that starts at the committed
+offset, and never passes an event still in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+Partition = TypeVar("Partition")
 
 
 def next_commit_offset(acked: Sequence[int], expected: int | None,
@@ -49,6 +59,14 @@ def next_commit_offset(acked: Sequence[int], expected: int | None,
 def counts_for_commit(tracked: bool, generation: int | None, current_generation: int) -> bool:
     """Whether an acked event may move the committed offset (see rule 2 above)."""
     return tracked and (generation is None or generation == current_generation)
+
+
+def partitions_to_rewind(committed: Mapping[Partition, int | None],
+                         is_changelog: Callable[[Partition], bool]) -> list[Partition]:
+    """Stream partitions without a committed offset: the ones aiokafka did not seek
+    (rule 3 above). Changelogs are left to table recovery, which seeks them itself."""
+    return [tp for tp, offset in committed.items()
+            if (offset is None or offset <= 0) and not is_changelog(tp)]
 
 
 def install() -> None:
@@ -92,6 +110,21 @@ def install() -> None:
         self._acked_index[tp].difference_update(done)
         return offset
 
+    async def perform_seek(self: Any) -> None:
+        committed = dict(await self.seek_to_committed())
+        rewind = partitions_to_rewind(committed, self._is_changelog_tp)
+        if rewind and self.app.conf.consumer_auto_offset_reset == "earliest":
+            first = await self.earliest_offsets(*rewind)
+            for tp in rewind:
+                offset = first.get(tp) or 0
+                await self._seek(tp, offset)
+                committed[tp] = offset
+        self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
+                                  for tp, offset in committed.items()})
+        self._committed_offset.update({tp: offset if offset is not None and offset >= 0
+                                       else None for tp, offset in committed.items()})
+
     Consumer.ack = ack
     Consumer._new_offset = new_offset
+    Consumer.perform_seek = perform_seek
     Consumer._imgstream_fixed = True

@@ -1,8 +1,11 @@
 """Offsets are committed only up to the first event not processed yet."""
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
 
-from streams.faust_fixes import counts_for_commit, install, next_commit_offset
+from streams.faust_fixes import counts_for_commit, install, next_commit_offset, partitions_to_rewind
 
 
 @pytest.mark.parametrize("acked, expected, in_flight, commit", [
@@ -38,6 +41,57 @@ def test_install_patches_faust_once():
     from faust.transport.consumer import Consumer
 
     install()
-    patched = Consumer._new_offset, Consumer.ack
+    patched = Consumer._new_offset, Consumer.ack, Consumer.perform_seek
     install()
-    assert (Consumer._new_offset, Consumer.ack) == patched and Consumer._imgstream_fixed
+    assert (Consumer._new_offset, Consumer.ack, Consumer.perform_seek) == patched
+    assert Consumer._imgstream_fixed
+
+
+def test_partitions_to_rewind_are_stream_partitions_never_committed():
+    committed = {("images.ai", 0): 12, ("images.ai", 1): None, ("images.ai", 2): -1001,
+                 ("images.ai", 3): 0, ("app-budget-changelog", 0): None}
+    rewind = partitions_to_rewind(committed, lambda tp: tp[0].endswith("-changelog"))
+    assert rewind == [("images.ai", 1), ("images.ai", 2), ("images.ai", 3)]
+
+
+class _FakeConsumer:
+    """Just what the patched ``perform_seek`` touches (the broker side is e2e-tested)."""
+
+    def __init__(self, committed, earliest, reset="earliest"):
+        self.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset))
+        self._committed, self._earliest = committed, earliest
+        self._read_offset, self._committed_offset, self.seeks = {}, {}, []
+
+    async def seek_to_committed(self):
+        return dict(self._committed)
+
+    def _is_changelog_tp(self, tp):
+        return tp[0].endswith("-changelog")
+
+    async def earliest_offsets(self, *tps):
+        return {tp: self._earliest[tp] for tp in tps}
+
+    async def _seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+
+def test_perform_seek_rewinds_never_committed_partitions_to_their_first_offset():
+    from faust.transport.consumer import Consumer
+
+    install()
+    fake = _FakeConsumer({("t", 0): 7, ("t", 1): None, ("t-changelog", 0): None},
+                         {("t", 1): 3})
+    asyncio.run(Consumer.perform_seek(fake))
+    assert fake.seeks == [(("t", 1), 3)]  # the skipped events of t/1 are fetched again
+    # The first offset counts as committed: the first commit must start exactly there.
+    assert fake._committed_offset == {("t", 0): 7, ("t", 1): 3, ("t-changelog", 0): None}
+    assert fake._read_offset[("t", 1)] == 3
+
+
+def test_perform_seek_leaves_positions_alone_when_resetting_to_latest():
+    from faust.transport.consumer import Consumer
+
+    install()
+    fake = _FakeConsumer({("t", 1): None}, {("t", 1): 0}, reset="latest")
+    asyncio.run(Consumer.perform_seek(fake))
+    assert fake.seeks == [] and fake._committed_offset == {("t", 1): None}
