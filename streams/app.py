@@ -64,7 +64,7 @@ def profile_for(ref: Mapping[str, Any]) -> Profile:
 
 
 cv2.setNumThreads(settings.opencv_threads)  # parallelism is across photos (image_threads)
-faust_fixes.install()  # never commit past an event still in flight (see the module)
+faust_fixes.install(settings.rebalance_wait_seconds)  # commit only what was processed
 kafka_tuning.limit_fetch_wait()  # faust hard-codes a 1.5 s fetch wait; tansu sits it out
 
 app = faust.App(

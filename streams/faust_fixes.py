@@ -18,10 +18,23 @@ settled); each one loses events for good when a worker dies or a partition moves
    with no commit yet (a young topic: ``images.ai`` in the first minutes) keeps its fetch
    position past the skipped events, which then nobody processes: the kill tests saw
    partitions holding events, committed offset -1001, and an idle owner.
+4. **Buffered events dropped without a release.** A topic read by two agents
+   (``images.completed``: mysql_sink and cdn_sink) delivers each message with a refcount
+   of 2. On revocation faust clears every agent's buffer; a message one agent already
+   took and the other still had buffered keeps a reference forever, and the revocation's
+   ``wait_empty`` waits for it forever: the worker never rejoins and the whole group
+   stalls (seen in the two-worker kill test: "wait_empty: Waiting for tasks" for minutes).
+   And when one agent processed a message that the other skipped, the last ack counted
+   it as done: the skipping agent's work (a MySQL row, an invalidation) was lost.
 
-The fixed rules: an ack counts towards a commit only for an event a stream really took
-(``tracked``) in the current consumer generation; a skipped event is simply fetched
-again after the rebalance's seek to the committed offset. A stream
+The fixed rules: an ack counts towards a commit only for an event every stream really
+processed (``tracked``, and no stream skipped or dropped it) in the current consumer
+generation; an event acked while flow is suspended or after its generation ended is
+simply fetched again after the rebalance's seek to the committed offset (at-least-once:
+effects are idempotent). Events cleared from the buffers are released the same way. The
+revocation waits at most ``rebalance_wait_seconds`` for events in flight (a sink
+retrying a database that is down must not stall the group); what is still in flight then
+is not committed and goes to the next owner. A stream
 partition with no committed offset is sought to its first offset (we reset to
 ``earliest``), and that offset counts as committed, so the first commit must start
 there. The commit is the end of the run of acked offsets that starts at the committed
@@ -30,10 +43,18 @@ offset, and never passes an event still in flight.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+log = logging.getLogger(__name__)
+
 Partition = TypeVar("Partition")
+
+# Messages that some stream skipped or dropped (rule 4): never counted as processed.
+_not_processed: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def next_commit_offset(acked: Sequence[int], expected: int | None,
@@ -56,9 +77,18 @@ def next_commit_offset(acked: Sequence[int], expected: int | None,
     return offset if offset > acked[0] else None
 
 
-def counts_for_commit(tracked: bool, generation: int | None, current_generation: int) -> bool:
-    """Whether an acked event may move the committed offset (see rule 2 above)."""
-    return tracked and (generation is None or generation == current_generation)
+def counts_for_commit(tracked: bool, generation: int | None, current_generation: int,
+                      skipped: bool = False) -> bool:
+    """Whether an acked event may move the committed offset (see rules 2 and 4 above)."""
+    return (tracked and not skipped
+            and (generation is None or generation == current_generation))
+
+
+def acked_unprocessed(flow_active: bool, generation: int | None,
+                      current_generation: int) -> bool:
+    """Whether a stream's ack may be of an event it did not process (rule 4): faust acks
+    the events it skips while flow is suspended or after their generation ended."""
+    return not flow_active or (generation is not None and generation != current_generation)
 
 
 def partitions_to_rewind(committed: Mapping[Partition, int | None],
@@ -69,18 +99,51 @@ def partitions_to_rewind(committed: Mapping[Partition, int | None],
             if (offset is None or offset <= 0) and not is_changelog(tp)]
 
 
-def install() -> None:
-    """Patch faust's consumer (idempotent)."""
+def install(rebalance_wait_seconds: float = 60.0) -> None:
+    """Patch faust's consumer, events and flow control (idempotent)."""
+    from faust.events import Event
     from faust.transport.consumer import Consumer
     from faust.types.tuples import ack_lock
+    from mode.utils.queues import FlowControlEvent
 
+    Consumer._imgstream_wait_seconds = rebalance_wait_seconds
     if getattr(Consumer, "_imgstream_fixed", False):
         return
     original_ack = Consumer.ack
+    original_event_ack = Event.ack
+    original_wait_empty = Consumer.wait_empty
+
+    def event_ack(self: Any) -> bool:
+        app, message = self.app, self.message
+        if acked_unprocessed(app.flow_control.is_active(), message.generation_id,
+                             app.consumer_generation_id):
+            _not_processed.add(message)
+        return original_event_ack(self)
+
+    def clear_buffers(self: Any) -> None:
+        for queue in list(self._queues):
+            dropped = list(queue._queue)
+            queue.clear()
+            for item in dropped:  # release their references, unprocessed (rule 4)
+                if isinstance(item, Event):
+                    _not_processed.add(item.message)
+                    original_event_ack(item)
+
+    async def wait_empty(self: Any) -> None:
+        try:
+            await asyncio.wait_for(original_wait_empty(self),
+                                   timeout=self._imgstream_wait_seconds)
+        except TimeoutError:
+            still = sorted((m.topic, m.partition, m.offset)
+                           for m in list(self._unacked_messages) if not m.acked)
+            log.warning("Stopped waiting for %d events in flight after %.0fs: they are not "
+                        "committed and will be delivered again (%s)", len(still),
+                        self._imgstream_wait_seconds, still[:10])
+            await self.commit_and_end_transactions()
 
     def ack(self: Any, message: Any) -> bool:
         if counts_for_commit(message.tracked, message.generation_id,
-                             self.app.consumer_generation_id):
+                             self.app.consumer_generation_id, message in _not_processed):
             return original_ack(self, message)
         with ack_lock:
             if not message.acked:  # done with it, but its offset must be read again
@@ -115,6 +178,8 @@ def install() -> None:
         rewind = partitions_to_rewind(committed, self._is_changelog_tp)
         if rewind and self.app.conf.consumer_auto_offset_reset == "earliest":
             first = await self.earliest_offsets(*rewind)
+            self.log.info("Seek %d partitions never committed to their first offset",
+                          len(rewind))
             for tp in rewind:
                 offset = first.get(tp) or 0
                 await self._seek(tp, offset)
@@ -127,4 +192,7 @@ def install() -> None:
     Consumer.ack = ack
     Consumer._new_offset = new_offset
     Consumer.perform_seek = perform_seek
+    Consumer.wait_empty = wait_empty
+    Event.ack = event_ack
+    FlowControlEvent.clear = clear_buffers
     Consumer._imgstream_fixed = True

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=16066, ge=1, le=65535)
     broker_session_timeout: float = 10.0
+    # How long a worker giving up partitions waits for its events in flight before it
+    # rejoins the group anyway (they are then not committed: the next owner redoes them).
+    rebalance_wait_seconds: float = Field(default=60.0, gt=0)
     # One record per producer batch: tansu answers ListOffsets(latest) wrongly for
     # multi-record batches, which truncates table recovery (reference/kafka-and-faust.md).
     producer_max_batch_size: int = 1

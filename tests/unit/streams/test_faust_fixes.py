@@ -1,11 +1,19 @@
 """Offsets are committed only up to the first event not processed yet."""
 
 import asyncio
+import logging
 from types import SimpleNamespace
 
 import pytest
 
-from streams.faust_fixes import counts_for_commit, install, next_commit_offset, partitions_to_rewind
+from streams import faust_fixes
+from streams.faust_fixes import (
+    acked_unprocessed,
+    counts_for_commit,
+    install,
+    next_commit_offset,
+    partitions_to_rewind,
+)
 
 
 @pytest.mark.parametrize("acked, expected, in_flight, commit", [
@@ -37,6 +45,62 @@ def test_counts_for_commit(tracked, generation, current, counts):
     assert counts_for_commit(tracked, generation, current) is counts
 
 
+def test_an_event_one_stream_skipped_never_counts():
+    # images.completed feeds mysql_sink and cdn_sink: one processed it, the other skipped
+    # it in a rebalance; committing it would lose the skipping sink's row or invalidation.
+    assert not counts_for_commit(True, 7, 7, skipped=True)
+
+
+@pytest.mark.parametrize("flow_active, generation, current, unprocessed", [
+    (True, 7, 7, False),     # the normal ack of a processed event
+    (False, 7, 7, True),     # flow suspended: faust acks what it skips (or what ends late)
+    (True, 6, 7, True),      # taken in a generation that has ended
+    (True, None, 7, False),
+])
+def test_acked_unprocessed(flow_active, generation, current, unprocessed):
+    assert acked_unprocessed(flow_active, generation, current) is unprocessed
+
+
+def _message(offset: int, refcount: int):
+    from faust.types.tuples import TP, ConsumerMessage
+
+    message = ConsumerMessage("t", 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1,
+                              TP("t", 0), generation_id=1)
+    message.refcount = refcount
+    return message
+
+
+class _FakeApp:
+    def __init__(self):
+        from mode.utils.queues import FlowControlEvent
+
+        self.flow_control = FlowControlEvent()
+        self.consumer_generation_id = 1
+        self.acks: list = []
+        self.consumer = SimpleNamespace(ack=lambda m: self.acks.append(m) or True)
+
+
+def test_clearing_buffers_releases_events_that_another_stream_took():
+    """The wait_empty stall: a message taken by one agent and cleared from the other's
+    buffer must reach its final ack (so the revocation can finish), uncommitted."""
+    import faust.events
+    from mode.utils.queues import FlowControlQueue
+
+    install()
+    app = _FakeApp()
+    taken, buffered = _message(21, refcount=2), _message(22, refcount=1)
+    queue = FlowControlQueue(flow_control=app.flow_control, clear_on_resume=True)
+    for message in (taken, buffered):
+        queue.put_nowait(faust.events.Event(app, b"k", b"v", {}, message))
+    faust.events.Event(app, b"k", b"v", {}, taken).ack()  # the first agent is done with 21
+    assert taken.refcount == 1 and not app.acks
+    app.flow_control.suspend()
+    app.flow_control.clear()  # revocation
+    assert queue.empty()
+    assert app.acks == [taken, buffered]  # both released: nothing left for wait_empty
+    assert not counts_for_commit(True, 1, 1, taken in faust_fixes._not_processed)
+    assert buffered in faust_fixes._not_processed
+
 def test_install_patches_faust_once():
     from faust.transport.consumer import Consumer
 
@@ -61,6 +125,7 @@ class _FakeConsumer:
         self.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset))
         self._committed, self._earliest = committed, earliest
         self._read_offset, self._committed_offset, self.seeks = {}, {}, []
+        self.log = logging.getLogger("fake-consumer")
 
     async def seek_to_committed(self):
         return dict(self._committed)
