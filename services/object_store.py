@@ -18,6 +18,8 @@ from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+# Another worker created the bucket between our HEAD and our CREATE: it is there.
+_BUCKET_EXISTS_CODES = {"BucketAlreadyOwnedByYou"}
 # A create-only PUT (If-None-Match: *) found the key taken: the bytes are already there.
 _EXISTS_CODES = {"412", "PreconditionFailed"}
 _RETRYABLE_CODES = {
@@ -156,7 +158,11 @@ class ObjectStore:
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) not in _MISSING_CODES:
                 raise
-            self._client.create_bucket(Bucket=bucket)
+            try:
+                self._client.create_bucket(Bucket=bucket)
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc) not in _BUCKET_EXISTS_CODES:
+                    raise
 
     async def _call(self, fn, /, *args, **kwargs):
         try:

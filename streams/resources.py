@@ -69,7 +69,11 @@ class Resources:
                 self._db = db
 
     async def ready_with_retry(self, max_delay: float = 15.0) -> None:
-        """Keep trying until every service answers (start-up while the DB is still down)."""
+        """Keep trying until every service answers (start-up while the DB is still down).
+
+        Even a permanent-looking failure (credentials, a bucket owned by someone else) is
+        retried, loudly: an agent that raised here would be dead for good while the worker
+        looked alive; this way /api/health reports the problem and it heals once fixed."""
         delay = 0.5
         while True:
             try:
@@ -77,8 +81,11 @@ class Resources:
                 return
             except RetryableError as exc:
                 log.warning("resources not ready (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
+            except Exception as exc:
+                log.error("resources failed to start (%s: %s); retrying in %.1fs",
+                          type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
 
     async def close(self) -> None:
         if self._bedrock is not None:

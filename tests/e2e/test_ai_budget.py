@@ -63,6 +63,10 @@ class Emulator:
                  str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, **env})
         wait_for(self._healthy, 30)
+        time.sleep(0.5)
+        if self.process.poll() is not None:  # another emulator answered on our port
+            raise RuntimeError(f"emulator exited ({self.process.returncode}): port {port} "
+                               f"is taken by another process; see {log_path}")
 
     def _healthy(self) -> bool:
         try:

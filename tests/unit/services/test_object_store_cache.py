@@ -58,3 +58,34 @@ async def test_aliases_are_never_kept():
     uri = ObjectUri("b", "enhanced/x/current-large.jpg")
     await store.put(uri, b"v1", "image/jpeg")
     assert str(uri) not in store.cache
+
+
+class RacingBucketClient:
+    """Another worker creates the bucket between this one's HEAD and CREATE."""
+
+    def __init__(self, create_code: str):
+        self.create_code = create_code
+
+    def head_bucket(self, Bucket):
+        raise botocore.exceptions.ClientError({"Error": {"Code": "404"}}, "HeadBucket")
+
+    def create_bucket(self, Bucket):
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": self.create_code, "Message": "taken"}}, "CreateBucket")
+
+
+async def test_a_bucket_created_meanwhile_by_another_worker_is_fine():
+    store = ObjectStore(Settings())
+    store._client = RacingBucketClient("BucketAlreadyOwnedByYou")
+    await store.ensure_buckets()  # seen: two workers starting together crashed an agent
+
+
+async def test_a_bucket_owned_by_someone_else_is_an_error():
+    import pytest
+
+    from streams.errors import PermanentError
+
+    store = ObjectStore(Settings())
+    store._client = RacingBucketClient("BucketAlreadyExists")
+    with pytest.raises(PermanentError, match="BucketAlreadyExists"):
+        await store.ensure_buckets()
