@@ -160,3 +160,22 @@ def test_perform_seek_leaves_positions_alone_when_resetting_to_latest():
     fake = _FakeConsumer({("t", 1): None}, {("t", 1): 0}, reset="latest")
     asyncio.run(Consumer.perform_seek(fake))
     assert fake.seeks == [] and fake._committed_offset == {("t", 1): None}
+
+
+def test_a_jump_in_offsets_rewinds_once_then_counts_as_a_real_gap():
+    """Our topics have no holes: a jump means faust dropped fetched events; read them again."""
+    from collections import defaultdict
+
+    from aiokafka import TopicPartition
+    from faust.transport.consumer import Consumer
+    from intervaltree import IntervalTree
+
+    install()
+    fake = SimpleNamespace(log=logging.getLogger("fake-consumer"),
+                           _committed_offset=defaultdict(lambda: None),
+                           _gap=defaultdict(IntervalTree))
+    tp = TopicPartition("images.uploaded", 1)
+    asyncio.run(Consumer._add_gap(fake, tp, 45, 47))
+    assert fake._imgstream_rewind == {tp: 45} and not fake._gap[tp]  # not counted as acked
+    asyncio.run(Consumer._add_gap(fake, tp, 45, 47))  # still absent after the rewind
+    assert sorted((i.begin, i.end) for i in fake._gap[tp]) == [(45, 48)]
