@@ -198,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sellers", type=int, default=120)
     parser.add_argument("--megapixel", type=int, default=24)
+    parser.add_argument("--pin-workers", action="store_true",
+                        help="experiment: pin worker i to core i (as the pure loop is pinned)")
     args = parser.parse_args()
     base = Settings()
     Stack(base).up(echo=lambda _: None)
@@ -212,6 +214,11 @@ def main() -> None:
         for worker in workers:
             worker.wait_ready(120)
             worker.wait_log("[^Worker]: Ready", 120)
+        if args.pin_workers:
+            cpus = sorted(os.sched_getaffinity(0))
+            for i, worker in enumerate(workers):
+                for tid in os.listdir(f"/proc/{worker.process.pid}/task"):
+                    os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
         urls = [w.base_url for w in workers]
         sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
         sets = {"1 MP": megapixel_photos(args.megapixel)} if args.megapixel else {}

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -82,6 +83,17 @@ def next_commit_offset(acked: Sequence[int], expected: int | None,
         end = offset
     offset = min([end + 1, *in_flight])
     return offset if offset > acked[0] else None
+
+
+def lost_offset(acked: Sequence[int], expected: int | None,
+                in_flight: Iterable[int] = ()) -> int | None:
+    """The committed offset when its event is gone: later events of the partition were
+    processed (``acked``, sorted) while it is neither acked nor in flight. Streams take a
+    partition's events in order, so it was dropped (or acked unprocessed) and must be
+    fetched again; None when nothing is missing."""
+    if expected is None or not acked or acked[0] <= expected:
+        return None
+    return None if expected in set(in_flight) else expected
 
 
 def counts_for_commit(tracked: bool, generation: int | None, current_generation: int,
@@ -177,6 +189,9 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
                      if m.tp == tp and not m.acked]
         committed = self._committed_offset[tp]
         offset = next_commit_offset(acked, committed, in_flight)
+        missing = lost_offset(acked, committed, in_flight)
+        if missing is not None:
+            request_rewind(self, tp, missing, "was never processed")
         done = [o for o in acked if o < max(offset or 0, committed or 0)]
         acked[: len(done)] = []
         self._acked_index[tp].difference_update(done)
@@ -185,17 +200,29 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
     def pending(self: Any, name: str) -> dict:
         return self.__dict__.setdefault(name, {})
 
+    def request_rewind(self: Any, tp: Any, offset: int, why: str) -> None:
+        """Fetch ``tp`` again from ``offset`` before the next fetch (at most every 10 s for
+        the same offset: the events need time to come back)."""
+        rewound = pending(self, "_imgstream_rewound_at")
+        now = time.monotonic()
+        last = rewound.get(tp)
+        if last is not None and last[0] == offset and now - last[1] < 10.0:
+            return
+        rewound[tp] = (offset, now)
+        rewind = pending(self, "_imgstream_rewind")
+        rewind[tp] = min(offset, rewind.get(tp, offset))
+        self.log.warning("%s[%d]: offset %d %s; reading the partition again from there",
+                         tp.topic, tp.partition, offset, why)
+
     async def add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
-        rewound = pending(self, "_imgstream_rewound")
+        rewound = pending(self, "_imgstream_gaps")
         if rewound.get(tp) == offset_from:  # read again from there and still absent
             del rewound[tp]
             await original_add_gap(self, tp, offset_from, offset_to)
             return
         rewound[tp] = offset_from
-        rewind = pending(self, "_imgstream_rewind")
-        rewind[tp] = min(offset_from, rewind.get(tp, offset_from))
-        self.log.warning("%s[%d]: offsets %d-%d were fetched but never delivered; reading "
-                         "them again", tp.topic, tp.partition, offset_from, offset_to - 1)
+        request_rewind(self, tp, offset_from,
+                       f"(to {offset_to - 1}) was fetched but never delivered")
 
     async def getmany(self: Any, timeout: float) -> Any:
         rewind = pending(self, "_imgstream_rewind")

@@ -171,11 +171,6 @@ def ai_namespace(stack):
         asyncio.run(_drop_namespace(scoped))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent (about 1 run in 4 today): after a SIGKILL and restart, events of a "
-    "partition can stay unconsumed (seen: images.ai partitions never committed, photos "
-    "stuck in analyzed) until the next rebalance; the budget and exactly-once assertions "
-    "hold whenever the batch completes. Open bug, see the issue notes."))
 def test_cap_holds_with_two_workers_a_kill_and_a_restart(ai_namespace, stack):
     run, env, scoped, emulator = ai_namespace
     _, settings = stack

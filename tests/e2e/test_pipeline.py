@@ -129,11 +129,6 @@ def _invalidated_paths(cloudfront) -> set[str]:
 
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent (about 1 run in 4 today): after a SIGKILL and restart, events of a "
-    "partition can stay unconsumed (seen: images.ai partitions never committed, photos "
-    "stuck in analyzed) until the next rebalance; the budget and exactly-once assertions "
-    "hold whenever the batch completes. Open bug, see the issue notes."))
 def test_worker_killed_mid_batch_completes_every_image_once(stack, db_query):
     """SIGKILL a worker while it works through a batch, restart it: each image once."""
     _, settings = stack

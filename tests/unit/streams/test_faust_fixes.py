@@ -11,6 +11,7 @@ from streams.faust_fixes import (
     acked_unprocessed,
     counts_for_commit,
     install,
+    lost_offset,
     next_commit_offset,
     partitions_to_rewind,
 )
@@ -177,5 +178,18 @@ def test_a_jump_in_offsets_rewinds_once_then_counts_as_a_real_gap():
     tp = TopicPartition("images.uploaded", 1)
     asyncio.run(Consumer._add_gap(fake, tp, 45, 47))
     assert fake._imgstream_rewind == {tp: 45} and not fake._gap[tp]  # not counted as acked
+    del fake._imgstream_rewind[tp]  # done by the next fetch
     asyncio.run(Consumer._add_gap(fake, tp, 45, 47))  # still absent after the rewind
     assert sorted((i.begin, i.end) for i in fake._gap[tp]) == [(45, 48)]
+
+
+@pytest.mark.parametrize("acked, expected, in_flight, lost", [
+    ([17, 18, 19], 16, [], 16),     # 16 dropped: later events were processed
+    ([17, 18], 16, [16], None),     # 16 still being processed
+    ([17, 18], 16, [17], 16),       # 16 not taken although 17 was: dropped
+    ([16, 17], 16, [], None),       # nothing missing
+    ([], 16, [], None),             # nothing processed yet (16 may be on its way)
+    ([5], None, [], None),          # no committed offset known
+])
+def test_lost_offset(acked, expected, in_flight, lost):
+    assert lost_offset(acked, expected, in_flight) == lost
