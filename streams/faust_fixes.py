@@ -96,6 +96,29 @@ def lost_offset(acked: Sequence[int], expected: int | None,
     return None if expected in set(in_flight) else expected
 
 
+STALL_SECONDS = 8.0
+
+
+def stalled_partitions(lagging: Mapping[Partition, int], busy: set, now: float,
+                       suspects: dict[Partition, tuple[int, float]]
+                       ) -> list[tuple[Partition, int]]:
+    """Partitions that hold events after their committed offset while none of them is
+    queued, in flight or processed, for ``STALL_SECONDS``: the tail of a partition that
+    faust dropped (nothing later arrives to reveal the jump). ``suspects`` is updated."""
+    stalled = []
+    for tp in list(suspects):
+        if tp not in lagging or tp in busy or suspects[tp][0] != lagging[tp]:
+            del suspects[tp]
+    for tp, committed in lagging.items():
+        if tp in busy:
+            continue
+        since = suspects.setdefault(tp, (committed, now))[1]
+        if now - since >= STALL_SECONDS:
+            stalled.append((tp, committed))
+            del suspects[tp]
+    return stalled
+
+
 def counts_for_commit(tracked: bool, generation: int | None, current_generation: int,
                       skipped: bool = False) -> bool:
     """Whether an acked event may move the committed offset (see rules 2 and 4 above)."""
@@ -133,6 +156,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
     original_wait_empty = Consumer.wait_empty
     original_add_gap = Consumer._add_gap
     original_getmany = Consumer.getmany
+    original_commit = Consumer.commit
 
     def event_ack(self: Any) -> bool:
         app, message = self.app, self.message
@@ -224,6 +248,40 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
         request_rewind(self, tp, offset_from,
                        f"(to {offset_to - 1}) was fetched but never delivered")
 
+    def check_stalls(self: Any) -> None:
+        app = self.app
+        suspects = pending(self, "_imgstream_suspects")
+        if not self.flow_active or not app.flow_control.is_active() or app.rebalancing:
+            suspects.clear()
+            return
+        busy = {(m.topic, m.partition) for m in list(self._unacked_messages) if not m.acked}
+        busy |= {(tp[0], tp[1]) for tp, acked in list(self._acked.items()) if acked}
+        for queue in list(app.flow_control._queues):
+            for item in list(queue._queue):
+                message = getattr(item, "message", None)
+                if message is not None:
+                    busy.add((message.topic, message.partition))
+        lagging = {}
+        for tp in self.assignment():
+            if self._is_changelog_tp(tp) or tp in self._paused_partitions:
+                continue
+            committed, end = self._committed_offset.get(tp), self.highwater(tp)
+            if committed is not None and end is not None and end > committed:
+                lagging[(tp.topic, tp.partition)] = committed
+        for (topic, partition), offset in stalled_partitions(lagging, busy,
+                                                             time.monotonic(), suspects):
+            tp = next(t for t in self.assignment() if (t.topic, t.partition) == (topic,
+                                                                                 partition))
+            request_rewind(self, tp, offset, "and later events wait, none on its way")
+
+    async def commit(self: Any, *args: Any, **kwargs: Any) -> bool:
+        result = await original_commit(self, *args, **kwargs)
+        try:
+            check_stalls(self)
+        except Exception:  # a heuristic must never break committing
+            log.exception("stalled-partition check failed")
+        return result
+
     async def getmany(self: Any, timeout: float) -> Any:
         rewind = pending(self, "_imgstream_rewind")
         if rewind:
@@ -257,6 +315,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
     Consumer.wait_empty = wait_empty
     Consumer._add_gap = add_gap
     Consumer.getmany = getmany
+    Consumer.commit = commit
     Event.ack = event_ack
     FlowControlEvent.clear = clear_buffers
     Consumer._imgstream_fixed = True

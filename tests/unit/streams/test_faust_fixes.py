@@ -14,6 +14,7 @@ from streams.faust_fixes import (
     lost_offset,
     next_commit_offset,
     partitions_to_rewind,
+    stalled_partitions,
 )
 
 
@@ -193,3 +194,15 @@ def test_a_jump_in_offsets_rewinds_once_then_counts_as_a_real_gap():
 ])
 def test_lost_offset(acked, expected, in_flight, lost):
     assert lost_offset(acked, expected, in_flight) == lost
+
+
+def test_a_partition_waiting_with_nothing_on_its_way_is_stalled_after_a_while():
+    suspects: dict = {}
+    lagging = {"ai/1": 4, "ai/3": 4, "assessed/1": 55}
+    busy = {"assessed/1"}  # an event of it is queued or being processed: not stalled
+    assert stalled_partitions(lagging, busy, 100.0, suspects) == []
+    assert stalled_partitions(lagging, busy, 104.0, suspects) == []
+    lagging["ai/3"] = 5  # it moved on meanwhile: watched again from now
+    assert stalled_partitions(lagging, busy, 108.5, suspects) == [("ai/1", 4)]
+    assert stalled_partitions(lagging, busy, 116.5, suspects) == [("ai/3", 5)]
+    assert stalled_partitions({}, set(), 130.0, suspects) == [] and suspects == {}
