@@ -1,8 +1,9 @@
 """End-to-end throughput and latency of the local path on the embedded stack (issue 4).
 
-    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 24]
+    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 24] [--unpinned]
 
 Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
+each pinned to one core (``IMGSTREAM_CPU_SET``) as each process of the pure loop is,
 uploads a batch through the HTTP API as fast as the workers take it, and times upload of
 the first photo to completion of the last (MySQL). The same photos then go through the
 pure compute loop (``imaging.local_path.process_locally``: the functions the agents run)
@@ -198,8 +199,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sellers", type=int, default=120)
     parser.add_argument("--megapixel", type=int, default=24)
-    parser.add_argument("--pin-workers", action="store_true",
-                        help="experiment: pin worker i to core i (as the pure loop is pinned)")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="let the OS place the workers (default: worker i on core i, "
+                             "as the pure loop's process i)")
     args = parser.parse_args()
     base = Settings()
     Stack(base).up(echo=lambda _: None)
@@ -208,24 +210,23 @@ def main() -> None:
     env = {**namespace_env("bench", run), "IMGSTREAM_API_KEYS": "",
            "IMGSTREAM_AI_ENABLED": "false"}
     settings = namespaced(base, env)
-    workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log", env=env)
-               for port in PORTS]
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log",
+                            env={**env, "IMGSTREAM_CPU_SET": "" if args.unpinned
+                                 else str(cpus[i % len(cpus)])})
+               for i, port in enumerate(PORTS)]
     try:
         for worker in workers:
             worker.wait_ready(120)
             worker.wait_log("[^Worker]: Ready", 120)
-        if args.pin_workers:
-            cpus = sorted(os.sched_getaffinity(0))
-            for i, worker in enumerate(workers):
-                for tid in os.listdir(f"/proc/{worker.process.pid}/task"):
-                    os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
         urls = [w.base_url for w in workers]
         sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
         sets = {"1 MP": megapixel_photos(args.megapixel)} if args.megapixel else {}
         if sellers and args.sellers:
             sets = {"seller-size": sellers[: args.sellers], **sets}
-        print(f"== {len(workers)} workers on {len(os.sched_getaffinity(0))} cores, "
-              f"embedded stack; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(f"== {len(workers)} workers on {len(cpus)} cores "
+              f"({'unpinned' if args.unpinned else 'worker i pinned to core i'}; the stack "
+              f"unpinned), embedded stack; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         worker_pids = {w.process.pid for w in workers}
         for label, photos in sets.items():
             before = cpu_by_group(worker_pids)

@@ -7,6 +7,7 @@ registers the agents and web views. Agents live in ``agents/``, one module per s
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -63,6 +64,8 @@ def profile_for(ref: Mapping[str, Any]) -> Profile:
     return named
 
 
+if settings.cpus:  # before any thread starts: threads inherit the process's CPU set
+    os.sched_setaffinity(0, settings.cpus)
 cv2.setNumThreads(settings.opencv_threads)  # parallelism is across photos (image_threads)
 faust_fixes.install(settings.rebalance_wait_seconds)  # commit only what was processed
 kafka_tuning.limit_fetch_wait()  # faust hard-codes a 1.5 s fetch wait; tansu sits it out
