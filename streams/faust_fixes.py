@@ -26,13 +26,17 @@ settled); each one loses events for good when a worker dies or a partition moves
    stalls (seen in the two-worker kill test: "wait_empty: Waiting for tasks" for minutes).
    And when one agent processed a message that the other skipped, the last ack counted
    it as done: the skipping agent's work (a MySQL row, an invalidation) was lost.
-
 5. **Offsets "missing" from the log counted as processed.** When a fetched offset is more
    than one past the last one delivered, faust assumes the log has a hole (compaction,
    transaction markers) and counts the offsets between as acked. Our topics have no
    holes: the jump means faust itself dropped fetched events (a batch cut short by a
    rebalance), and counting them lost uploads for good (seen: four photos stuck in
    ``uploaded``, their partition committed past them).
+6. **Dropped events nobody notices.** The same rebalance races can drop fetched events
+   with no jump to reveal them: the first events after a seek (the jump check needs a
+   read offset > 0) or the tail of a partition (nothing later arrives). Nothing fetches
+   them again: seen as a commit stuck below events processed after it, and as photos
+   stuck in ``analyzed`` with their events one offset past the committed one.
 
 The fixed rules: an ack counts towards a commit only for an event every stream really
 processed (``tracked``, and no stream skipped or dropped it) in the current consumer
@@ -45,7 +49,12 @@ is not committed and goes to the next owner. A stream
 partition with no committed offset is sought to its first offset (we reset to
 ``earliest``), and that offset counts as committed, so the first commit must start
 there. The commit is the end of the run of acked offsets that starts at the committed
-offset, and never passes an event still in flight.
+offset, and never passes an event still in flight. Lost events are fetched again: an
+offset jump rewinds the partition to the first offset not delivered (once: a hole met
+again is a real one, and faust's gap handling applies); so does a committed offset that
+later processed events have left behind (``lost_offset``), and a partition whose
+remaining events are neither queued nor in flight for ``STALL_SECONDS``
+(``stalled_partitions``). A rewind costs repeated work, never a lost event.
 """
 
 from __future__ import annotations
