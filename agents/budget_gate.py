@@ -1,7 +1,8 @@
 """budget_gate: AI requests reserve money in the day's budget before any call is made.
 
 images.ai.requests -> images.ai (approved) or images.enhance.local (did not fit: AI steps
-downgraded, reason ``budget_exhausted``); images.ai.budget (settlements) -> the tables.
+downgraded, reason ``budget_exhausted``); images.ai.budget (settlements) and
+images.ai.caps (operators' cap changes, ``PUT /api/budget/caps``) -> the tables.
 
 Requests and settlements are keyed by the budget day, and the two tables below live on
 the same partitions, so one worker owns a day's spend and decides alone. The decisions
@@ -26,6 +27,8 @@ from streams.budget import (
     DayLedger,
     Decision,
     Reservation,
+    caps_for,
+    change_caps,
     day_summary,
     reserve,
     settle,
@@ -38,6 +41,7 @@ from streams.records import (
     AIEnhancementApproved,
     AIEnhancementRequested,
     AISpendSettled,
+    BudgetCapChanged,
     EnhancementPlan,
     deterministic_id,
 )
@@ -101,9 +105,10 @@ async def gate_request(request: AIEnhancementRequested) -> None:
     # Read, decide and write without an await in between: the settle agent shares the
     # tables on this event loop.
     stored = budget_reservations.get(request.request_id.encode())
-    outcome = reserve(day_ledger(request.budget_day),
-                      Reservation.from_document(stored) if stored else None,
-                      request.request_id, ai_amounts(request.plan["steps"]), CAPS)
+    ledger = day_ledger(request.budget_day)
+    outcome = reserve(ledger, Reservation.from_document(stored) if stored else None,
+                      request.request_id, ai_amounts(request.plan["steps"]),
+                      caps_for(ledger, CAPS))
     BUDGET_DECISIONS.labels(outcome.decision.value).inc()
     if outcome.decision is Decision.RESERVED:
         assert outcome.reservation is not None
@@ -155,13 +160,27 @@ async def settle_spend(settlement: AISpendSettled) -> None:
                   settlement.reservation_id, to_usd(outcome.excess))
 
 
+async def change_day_caps(change: BudgetCapChanged) -> None:
+    """Record an operator's caps for a day (idempotent: setting them twice is the same)."""
+    ledger = change_caps(day_ledger(change.budget_day), to_micros(change.daily_cap_usd),
+                         {op: to_micros(v) for op, v in change.operation_caps_usd.items()})
+    budget_days[change.budget_day.encode()] = ledger.to_document()
+    BUDGET_DECISIONS.labels("caps_changed").inc()
+    log.warning("%s: caps of %s set to $%.2f a day%s by %s (%s)", STAGE, change.budget_day,
+                change.daily_cap_usd,
+                "".join(f", {op} ${v:.2f}" for op, v in change.operation_caps_usd.items()),
+                change.requested_by, change.reason or "no reason given")
+
+
 def costs_summary(day: str) -> dict[str, Any]:
     """What this worker's copy of the tables says about ``day`` (see streams.web)."""
-    return day_summary(day_ledger(day), CAPS)
+    ledger = day_ledger(day)
+    return day_summary(ledger, caps_for(ledger, CAPS))
 
 
 gate_stage = Stage(STAGE, AIEnhancementRequested, gate_request, topics.dead_letter)
 settle_stage = Stage("budget_settle", AISpendSettled, settle_spend, topics.dead_letter)
+caps_stage = Stage("budget_caps", BudgetCapChanged, change_day_caps, topics.dead_letter)
 
 
 @app.agent(topics.ai_requests, name=STAGE)
@@ -172,3 +191,8 @@ async def budget_gate(stream):
 @app.agent(topics.ai_budget, name="budget_settle")
 async def budget_settle(stream):
     await settle_stage.run(stream)
+
+
+@app.agent(topics.ai_caps, name="budget_caps")
+async def budget_caps(stream):
+    await caps_stage.run(stream)

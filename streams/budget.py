@@ -77,6 +77,9 @@ class DayLedger:
     open: int = 0           # reservations not settled or released yet
     downgraded: int = 0     # requests that did not fit and went to the local fallback
     paid_calls: int = 0     # billable model calls settled
+    # Caps an operator set for this day at run time (None / absent: the settings' caps).
+    cap: int | None = None
+    operation_caps: dict[str, int] = field(default_factory=dict)
 
     def committed(self) -> int:
         return self.reserved + self.settled
@@ -91,6 +94,25 @@ class DayLedger:
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None, day: str) -> DayLedger:
         return cls(**document) if document else cls(day=day)
+
+
+def caps_for(day: DayLedger, defaults: Caps) -> Caps:
+    """The day's caps: the settings' ones, overridden by what an operator set for it."""
+    return Caps(defaults.daily if day.cap is None else day.cap,
+                {**defaults.by_operation, **day.operation_caps})
+
+
+def change_caps(day: DayLedger, daily: int, by_operation: Mapping[str, int]) -> DayLedger:
+    """Set the day's caps (``by_operation`` adds to or replaces the per-operation ones).
+
+    Raising takes effect for the next request. Lowering below what is already committed
+    stops new reservations; money already reserved or spent stays as it is.
+    """
+    if daily < 0 or any(v < 0 for v in by_operation.values()):
+        raise ValueError("caps must be >= 0")
+    day.cap = daily
+    day.operation_caps = {**day.operation_caps, **by_operation}
+    return day
 
 
 @dataclass

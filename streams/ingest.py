@@ -172,7 +172,8 @@ def _error(code: str, reason: str, status: int) -> web.Response:
     return web.json_response({"error": code, "reason": reason}, status=status)
 
 
-def _authorized(request: web.Request) -> bool:
+def authorized(request: web.Request) -> bool:
+    """The request carries one of the API keys (or none are configured)."""
     keys = settings.api_key_set
     if not keys:
         return True
@@ -244,7 +245,7 @@ class UploadView(faust.web.View):
 
     async def post(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        if not _authorized(request):
+        if not authorized(request):
             UPLOADS.labels("rejected", "unauthorized").inc()
             return _error("unauthorized", "A valid API key is required (X-API-Key).", 401)
         try:

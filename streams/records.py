@@ -255,6 +255,23 @@ class DeadLetter(Event):
     original_event: str
 
 
+class BudgetCapChanged(Event):
+    """An operator set a budget day's caps at run time (images.ai.caps, key budget_key).
+
+    The day's owner records them in its budget table: from the next request on they
+    replace the settings' caps for that day (per operation: the ones named).
+    """
+
+    schema_name = "budget_cap_changed"
+
+    budget_key: str
+    budget_day: str
+    daily_cap_usd: float
+    operation_caps_usd: dict[str, float]
+    reason: str
+    requested_by: str
+
+
 #: Every event class, for the contract tests and the schema registry.
 ALL_EVENTS: tuple[type[Event], ...] = (
     ImageUploaded,
@@ -264,6 +281,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     AIEnhancementRequested,
     AIEnhancementApproved,
     AISpendSettled,
+    BudgetCapChanged,
     ImageEnhanced,
     ImageCompleted,
     DeadLetter,

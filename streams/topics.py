@@ -11,6 +11,7 @@ from streams.records import (
     AIEnhancementApproved,
     AIEnhancementRequested,
     AISpendSettled,
+    BudgetCapChanged,
     DeadLetter,
     EnhancementPlan,
     Event,
@@ -61,6 +62,10 @@ TOPIC_SPECS: dict[str, TopicSpec] = {
     "ai_budget": TopicSpec(
         "images.ai.budget", AISpendSettled, "budget_key", timedelta(days=7),
         "Settlements of approved AI work, back to the owner of the budget day.",
+    ),
+    "ai_caps": TopicSpec(
+        "images.ai.caps", BudgetCapChanged, "budget_key", timedelta(days=7),
+        "Operators' changes to a budget day's caps, to the owner of the budget day.",
     ),
     "enhanced": TopicSpec(
         "images.enhanced", ImageEnhanced, "image_id", timedelta(days=7),

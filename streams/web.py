@@ -1,4 +1,5 @@
-"""Operational views on the worker's web port: health, Prometheus metrics, AI costs."""
+"""Operational views on the worker's web port: health, Prometheus metrics, AI costs and
+run-time changes of a budget day's caps."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from aiohttp import ClientTimeout, web
 
 from agents.budget_gate import budget_days, costs_summary
 from streams import metrics
-from streams.app import app, resources, settings
+from streams.app import app, resources, settings, topics
 from streams.budget import budget_zone, today
+from streams.errors import SchemaViolation
+from streams.ingest import authorized
+from streams.processing import emit
+from streams.records import BudgetCapChanged, deterministic_id, utc_now
 
 BUDGET_ZONE = budget_zone(settings.budget_timezone)
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -92,3 +97,46 @@ class CostsView(faust.web.View):
             return str(app.router.key_store(budget_days.name, day.encode())).rstrip("/")
         except (KeyError, AttributeError, TypeError):
             return None
+
+
+@app.page("/api/budget/caps")
+class BudgetCapsView(faust.web.View):
+    """Set a budget day's caps while workers run: ``PUT`` a JSON body
+    ``{"daily_cap_usd": 40, "operation_caps_usd": {"background": 30}, "day": "YYYY-MM-DD",
+    "reason": "..."}`` (``day`` defaults to today, ``operation_caps_usd`` to none).
+
+    The change travels as a ``BudgetCapChanged`` event to the day's owner, which records
+    it in the budget table (so it survives restarts and moves with the partition); the
+    answer (202) comes once the broker has it. ``GET /api/stats/costs`` shows it applied.
+    Same API keys as the upload API.
+    """
+
+    async def put(self, request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "unauthorized",
+                                      "reason": "a valid X-API-Key is required"}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "bad_request", "reason": "body is not JSON"},
+                                     status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "bad_request",
+                                      "reason": "body must be a JSON object"}, status=400)
+        day = body.get("day") or today(BUDGET_ZONE)
+        stamp = utc_now()
+        change = BudgetCapChanged.new(
+            event_id=deterministic_id("BudgetCapChanged", str(day), stamp),
+            occurred_at=stamp,
+            budget_key=str(day),
+            budget_day=day,
+            daily_cap_usd=body.get("daily_cap_usd"),
+            operation_caps_usd=body.get("operation_caps_usd") or {},
+            reason=str(body.get("reason") or ""),
+            requested_by=request.remote or "",
+        )
+        try:
+            await emit(topics.ai_caps, change, change.budget_key)
+        except SchemaViolation as exc:
+            return web.json_response({"error": "bad_request", "reason": str(exc)}, status=400)
+        return web.json_response(change.to_document(), status=202)

@@ -115,3 +115,45 @@ def test_summary_is_in_dollars_and_documents_round_trip():
     assert DayLedger.from_document(day.to_document(), "d") == day
     summary = day_summary(day, caps)
     assert summary["reserved_usd"] == 0.07 and summary["remaining_usd"] == 0.93
+
+
+def test_an_operator_raises_the_day_cap_and_the_next_request_fits():
+    from streams.budget import caps_for, change_caps
+
+    defaults = Caps.from_usd(1.00, {"upscale": 0.10})
+    day = DayLedger("2026-12-01")
+    assert reserve(day, None, "r1", {"background": 900_000}, caps_for(day, defaults)
+                   ).decision is Decision.RESERVED
+    refused = reserve(day, None, "r2", {"background": 200_000}, caps_for(day, defaults))
+    assert refused.decision is Decision.DOES_NOT_FIT and "of $1.00" in refused.reason
+    change_caps(day, 2_000_000, {"background": 1_500_000})
+    caps = caps_for(day, defaults)
+    assert caps == Caps(2_000_000, {"upscale": 100_000, "background": 1_500_000})
+    assert reserve(day, None, "r2", {"background": 200_000}, caps).decision is Decision.RESERVED
+    over = reserve(day, None, "r3", {"background": 500_000}, caps)  # its own cap: 1.50
+    assert over.decision is Decision.DOES_NOT_FIT and "background" in over.reason
+    # The table document carries the caps (restarts and rebalances keep them).
+    again = DayLedger.from_document(day.to_document(), day.day)
+    assert caps_for(again, defaults) == caps
+
+
+def test_lowering_a_cap_stops_new_reservations_and_undoes_nothing():
+    from streams.budget import caps_for, change_caps
+
+    day = DayLedger("2026-12-01")
+    reserve(day, None, "r1", {"background": 700_000}, Caps(1_000_000))
+    change_caps(day, 500_000, {})
+    assert reserve(day, None, "r2", {"upscale": 30_000}, caps_for(day, Caps(1_000_000))
+                   ).decision is Decision.DOES_NOT_FIT
+    assert day.reserved == 700_000
+    with pytest.raises(ValueError):
+        change_caps(day, -1, {})
+
+
+def test_ledgers_stored_before_run_time_caps_still_load():
+    from streams.budget import caps_for
+
+    old = {"day": "2026-11-30", "reserved": 0, "settled": 5, "reserved_by_operation": {},
+           "settled_by_operation": {}, "settled_by_model": {}, "reservations": 1, "open": 0,
+           "downgraded": 0, "paid_calls": 1}
+    assert caps_for(DayLedger.from_document(old, "2026-11-30"), Caps(7)) == Caps(7)
