@@ -12,7 +12,6 @@ upload stores, records and emits nothing.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from aiohttp import BodyPartReader, web
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
 from services.object_store import ObjectUri
 from streams.app import app, resources, settings, topics
+from streams.auth import authorized
 from streams.errors import PermanentError, RejectedUpload, RetryableError
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
 from streams.processing import emit
@@ -170,18 +170,6 @@ async def _record(event: ImageUploaded) -> tuple[bool, str]:
 
 def _error(code: str, reason: str, status: int) -> web.Response:
     return web.json_response({"error": code, "reason": reason}, status=status)
-
-
-def authorized(request: web.Request) -> bool:
-    """The request carries one of the API keys (or none are configured)."""
-    keys = settings.api_key_set
-    if not keys:
-        return True
-    supplied = request.headers.get("X-API-Key", "")
-    auth = request.headers.get("Authorization", "")
-    if not supplied and auth.lower().startswith("bearer "):
-        supplied = auth[7:].strip()
-    return any(hmac.compare_digest(supplied.encode(), key.encode()) for key in keys)
 
 
 async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
