@@ -313,10 +313,10 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
                 offset = first.get(tp) or 0
                 await self._seek(tp, offset)
                 committed[tp] = offset
-        self._read_offset.update({tp: offset if offset is not None and offset >= 0 else None
-                                  for tp, offset in committed.items()})
-        self._committed_offset.update({tp: offset if offset is not None and offset >= 0
-                                       else None for tp, offset in committed.items()})
+        known = {tp: offset if offset is not None and offset >= 0 else None
+                 for tp, offset in committed.items()}
+        self._read_offset.update(known)
+        self._committed_offset.update(known)
 
     Consumer.ack = ack
     Consumer._new_offset = new_offset
