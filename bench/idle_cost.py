@@ -1,0 +1,60 @@
+"""What the embedded stack and two idle workers cost when nothing happens.
+
+    .venv/bin/python bench/idle_cost.py [--seconds 20]
+
+Idle CPU is paid during every batch too (polling, heartbeats, housekeeping): at ~6 photos/s
+each 100 ms of idle CPU per second is ~17 ms per photo in ``pipeline_bench.py``'s figures.
+Starts two workers pinned as in that bench, waits until they are ready, and prints the CPU
+milliseconds per second of each process group while nothing is uploaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+
+from pipeline_bench import PORTS, cpu_by_group  # same folder
+
+from infra.namespace import drop_namespace, namespace_env, namespaced
+from infra.stack import Stack
+from infra.workers import start_worker
+from streams.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    base = Settings()
+    Stack(base).up(echo=lambda _: None)
+    run = uuid.uuid4().hex[:8]
+    env = {**namespace_env("idle", run), "IMGSTREAM_API_KEYS": "",
+           "IMGSTREAM_AI_ENABLED": "false"}
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = [start_worker(port, base.logs_dir / f"worker-idle-{run}-{port}.log",
+                            env={**env, "IMGSTREAM_CPU_SET": str(cpus[i % len(cpus)])})
+               for i, port in enumerate(PORTS)]
+    try:
+        for worker in workers:
+            worker.wait_ready(120)
+            worker.wait_log("[^Worker]: Ready", 120)
+        time.sleep(5)  # past start-up work
+        pids = {w.process.pid for w in workers}
+        before = cpu_by_group(pids)
+        time.sleep(args.seconds)
+        after = cpu_by_group(pids)
+        used = {g: (after[g] - before.get(g, 0.0)) * 1000 / args.seconds for g in after}
+        print(f"idle CPU, ms per second, over {args.seconds:.0f} s: " + ", ".join(
+            f"{g} {ms:.1f}" for g, ms in sorted(used.items(), key=lambda i: -i[1])
+            if g != "bench client (uploads)") + f"; total {sum(used.values()):.0f}")
+    finally:
+        for worker in workers:
+            worker.stop()
+        asyncio.run(drop_namespace(namespaced(base, env)))
+
+
+if __name__ == "__main__":
+    main()
