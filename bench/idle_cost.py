@@ -12,35 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
-import uuid
 
-from pipeline_bench import PORTS, cpu_by_group  # same folder
+from pipeline_bench import cpu_by_group, start_bench_workers  # same folder
 
-from infra.namespace import drop_namespace, namespace_env, namespaced
-from infra.stack import Stack
-from infra.workers import start_worker
-from streams.settings import Settings
+from infra.namespace import drop_namespace
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    base = Settings()
-    Stack(base).up(echo=lambda _: None)
-    run = uuid.uuid4().hex[:8]
-    env = {**namespace_env("idle", run), "IMGSTREAM_API_KEYS": "",
-           "IMGSTREAM_AI_ENABLED": "false"}
-    cpus = sorted(os.sched_getaffinity(0))
-    workers = [start_worker(port, base.logs_dir / f"worker-idle-{run}-{port}.log",
-                            env={**env, "IMGSTREAM_CPU_SET": str(cpus[i % len(cpus)])})
-               for i, port in enumerate(PORTS)]
+    settings, workers = start_bench_workers("idle")
     try:
-        for worker in workers:
-            worker.wait_ready(120)
-            worker.wait_log("[^Worker]: Ready", 120)
         time.sleep(5)  # past start-up work
         pids = {w.process.pid for w in workers}
         before = cpu_by_group(pids)
@@ -53,7 +37,7 @@ def main() -> None:
     finally:
         for worker in workers:
             worker.stop()
-        asyncio.run(drop_namespace(namespaced(base, env)))
+        asyncio.run(drop_namespace(settings))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from imaging.local_path import process_locally
 from imaging.samples import render_product_scene
 from infra.namespace import drop_namespace, namespace_env, namespaced
 from infra.stack import Stack
-from infra.workers import start_worker
+from infra.workers import WorkerProcess, start_worker
 from profiles import load_profile
 from services.database import Database
 from services.model_catalog import load_catalog
@@ -195,6 +195,34 @@ def run_batch(base_urls: list[str], settings: Settings, photos: list[bytes], lab
     return throughput, steady, [done[i] - sent[i] for i in sent]
 
 
+def start_bench_workers(label: str, pinned: bool = True
+                        ) -> tuple[Settings, list[WorkerProcess]]:
+    """The embedded stack plus two local-path workers in a namespace of their own, ready.
+
+    Returns the namespace's settings (for queries and clean-up) and the workers. Worker i
+    runs on core i unless ``pinned`` is False. AI is off: the local path, like the pure loop.
+    """
+    base = Settings()
+    Stack(base).up(echo=lambda _: None)
+    run = uuid.uuid4().hex[:8]
+    env = {**namespace_env(label, run), "IMGSTREAM_API_KEYS": "",
+           "IMGSTREAM_AI_ENABLED": "false"}
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = [start_worker(port, base.logs_dir / f"worker-{label}-{run}-{port}.log",
+                            env={**env, "IMGSTREAM_CPU_SET": str(cpus[i % len(cpus)])
+                                 if pinned else ""})
+               for i, port in enumerate(PORTS)]
+    try:
+        for worker in workers:
+            worker.wait_ready(120)
+            worker.wait_log("[^Worker]: Ready", 120)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return namespaced(base, env), workers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sellers", type=int, default=120)
@@ -203,22 +231,9 @@ def main() -> None:
                         help="let the OS place the workers (default: worker i on core i, "
                              "as the pure loop's process i)")
     args = parser.parse_args()
-    base = Settings()
-    Stack(base).up(echo=lambda _: None)
-    run = uuid.uuid4().hex[:8]
-    # The local path, like the pure loop: AI steps run their local fallback, not Bedrock.
-    env = {**namespace_env("bench", run), "IMGSTREAM_API_KEYS": "",
-           "IMGSTREAM_AI_ENABLED": "false"}
-    settings = namespaced(base, env)
+    settings, workers = start_bench_workers("bench", pinned=not args.unpinned)
     cpus = sorted(os.sched_getaffinity(0))
-    workers = [start_worker(port, base.logs_dir / f"worker-bench-{run}-{port}.log",
-                            env={**env, "IMGSTREAM_CPU_SET": "" if args.unpinned
-                                 else str(cpus[i % len(cpus)])})
-               for i, port in enumerate(PORTS)]
     try:
-        for worker in workers:
-            worker.wait_ready(120)
-            worker.wait_log("[^Worker]: Ready", 120)
         urls = [w.base_url for w in workers]
         sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
         sets = {"1 MP": megapixel_photos(args.megapixel)} if args.megapixel else {}
