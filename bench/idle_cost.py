@@ -4,7 +4,7 @@
 
 Idle CPU is paid during every batch too (polling, heartbeats, housekeeping): at ~6 photos/s
 each 100 ms of idle CPU per second is ~17 ms per photo in ``pipeline_bench.py``'s figures.
-Starts two workers pinned as in that bench, waits until they are ready, and prints the CPU
+Starts two workers as that bench does, waits until they are ready, and prints the CPU
 milliseconds per second of each process group while nothing is uploaded.
 """
 

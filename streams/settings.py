@@ -127,9 +127,10 @@ class Settings(BaseSettings):
     # OpenCV's own threads per call. The image threads already run one photo each, so
     # more only adds wake-ups and oversubscribed cores (0 = OpenCV's default, all cores).
     opencv_threads: int = Field(default=1, ge=0, le=64)
-    # CPUs this worker runs on, e.g. "0" or "0-1,4" (empty: wherever the OS puts it). One
-    # worker per core, pinned, keeps a photo's working set in that core's caches: measured
-    # 15-20% less worker CPU per photo with two workers on two cores.
+    # CPUs this worker runs on, e.g. "0" or "0-1,4" (empty: wherever the OS puts it), to
+    # keep workers off cores reserved for something else. Not a speed-up by default: with
+    # two workers pinned one per core, the one whose partitions hold less work left its
+    # core idle (bench: 0.72 of the pure loop pinned, 0.85 placed by the OS, same CPU/photo).
     cpu_set: str = ""
 
     # Validate every emitted event against its JSON Schema before sending.

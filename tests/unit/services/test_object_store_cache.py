@@ -6,31 +6,32 @@ from services.object_store import ObjectStore, ObjectUri
 from streams.settings import Settings
 
 
-class FakeClient:
+class FakeObjects:
+    """An in-memory ObjectClient that records the calls reaching the store."""
+
     def __init__(self):
         self.objects: dict[str, bytes] = {}
         self.calls: list[str] = []
 
-    def put_object(self, Bucket, Key, Body, ContentType, IfNoneMatch=None):
+    async def put(self, uri, data, content_type, *, create_only):
         self.calls.append("put")
-        if IfNoneMatch == "*" and Key in self.objects:
-            raise botocore.exceptions.ClientError(
-                {"Error": {"Code": "PreconditionFailed", "Message": "exists"}}, "PutObject")
-        self.objects[Key] = Body
+        if create_only and str(uri) in self.objects:
+            return False
+        self.objects[str(uri)] = data
+        return True
 
-    def get_object(self, Bucket, Key):
+    async def get(self, uri):
         self.calls.append("get")
+        return self.objects[str(uri)]
 
-        class Body:
-            def read(self_inner):
-                return self.objects[Key]
-        return {"Body": Body()}
+    async def exists(self, uri):
+        return str(uri) in self.objects
 
 
-def _store() -> tuple[ObjectStore, FakeClient]:
+def _store() -> tuple[ObjectStore, FakeObjects]:
     store = ObjectStore(Settings(object_cache_bytes=1000))
-    store._client = FakeClient()
-    return store, store._client
+    store.objects = FakeObjects()
+    return store, store.objects
 
 
 async def test_kept_writes_and_reads_are_served_from_memory():
@@ -76,7 +77,7 @@ class RacingBucketClient:
 
 async def test_a_bucket_created_meanwhile_by_another_worker_is_fine():
     store = ObjectStore(Settings())
-    store._client = RacingBucketClient("BucketAlreadyOwnedByYou")
+    store._buckets_client = RacingBucketClient("BucketAlreadyOwnedByYou")
     await store.ensure_buckets()  # seen: two workers starting together crashed an agent
 
 
@@ -86,6 +87,6 @@ async def test_a_bucket_owned_by_someone_else_is_an_error():
     from streams.errors import PermanentError
 
     store = ObjectStore(Settings())
-    store._client = RacingBucketClient("BucketAlreadyExists")
+    store._buckets_client = RacingBucketClient("BucketAlreadyExists")
     with pytest.raises(PermanentError, match="BucketAlreadyExists"):
         await store.ensure_buckets()

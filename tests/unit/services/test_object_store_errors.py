@@ -1,0 +1,35 @@
+"""How obstore's failures map onto the project's error classes."""
+
+import obstore.exceptions
+import pytest
+
+from services.object_store import ObjectUri, _wrapped
+from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
+
+URI = ObjectUri("b", "k.jpg")
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (obstore.exceptions.NotFoundError("not found"), ObjectMissing),
+    (obstore.exceptions.PermissionDeniedError("403 Forbidden"), PermanentError),
+    (obstore.exceptions.UnauthenticatedError("401"), PermanentError),
+    (obstore.exceptions.GenericError(
+        "Error performing PUT in 1ms - Server returned non-2xx status code: 400 Bad Request"),
+     PermanentError),
+    (obstore.exceptions.GenericError(
+        "Error performing PUT - Server returned non-2xx status code: 409 Conflict"),
+     ServiceUnavailable),
+    (obstore.exceptions.GenericError(
+        "Error performing GET - Server returned non-2xx status code: 503 Slow Down"),
+     ServiceUnavailable),
+    (obstore.exceptions.GenericError("HTTP error: error sending request"), ServiceUnavailable),
+])
+def test_error_classes(exc, expected):
+    wrapped = _wrapped(exc, URI)
+    assert type(wrapped) is expected
+    assert "s3://b/k.jpg" in str(wrapped)
+
+
+def test_only_the_first_line_of_a_message_is_kept():
+    wrapped = _wrapped(obstore.exceptions.GenericError("boom\n<?xml ...>"), URI)
+    assert "xml" not in str(wrapped)
