@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the local path on the embedded stack (issue 4).
 
-    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 24] [--rounds 3]
+    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 48] [--rounds 3]
                                              [--pinned]
 
 Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
@@ -250,7 +250,7 @@ def measure_round(urls: list[str], settings: Settings, photos: list[bytes], labe
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sellers", type=int, default=120)
-    parser.add_argument("--megapixel", type=int, default=24)
+    parser.add_argument("--megapixel", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pinned", action="store_true",
                         help="pin worker i to core i, as process i of the pure loop "
