@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import time
 
-from pipeline_bench import cpu_by_group, start_bench_workers  # same folder
+from pipeline_bench import cpu_by_group, cpu_report, start_bench_workers  # same folder
 
 from infra.namespace import drop_namespace
 
@@ -30,10 +30,8 @@ def main() -> None:
         before = cpu_by_group(pids)
         time.sleep(args.seconds)
         after = cpu_by_group(pids)
-        used = {g: (after[g] - before.get(g, 0.0)) * 1000 / args.seconds for g in after}
-        print(f"idle CPU, ms per second, over {args.seconds:.0f} s: " + ", ".join(
-            f"{g} {ms:.1f}" for g, ms in sorted(used.items(), key=lambda i: -i[1])
-            if g != "bench client (uploads)") + f"; total {sum(used.values()):.0f}")
+        print(f"idle CPU, ms per second, over {args.seconds:.0f} s: "
+              + cpu_report(before, after, args.seconds))
     finally:
         for worker in workers:
             worker.stop()

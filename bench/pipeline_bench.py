@@ -222,9 +222,10 @@ def start_bench_workers(label: str, pinned: bool = False
     return namespaced(base, env), workers
 
 
-def cpu_report(before: dict[str, float], after: dict[str, float], photos: int) -> str:
-    """CPU ms per photo by process group, largest first, and their total."""
-    used = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / photos for g in after}
+def cpu_report(before: dict[str, float], after: dict[str, float], per: float) -> str:
+    """CPU ms per ``per`` (photos, or seconds) by process group, largest first, and their
+    total; each worker's share is shown beside the workers' sum, not added again."""
+    used = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / per for g in after}
     shares = [f"{used[g]:.0f}" for g in sorted(used) if g.startswith("worker ")]
     groups = {g: ms for g, ms in used.items() if not g.startswith("worker ")}
     parts = [f"{g} {ms:.0f}" + (f" ({' + '.join(shares)})" if g == "workers" else "")
