@@ -1,7 +1,7 @@
 """End-to-end throughput and latency of the local path on the embedded stack (issue 4).
 
     .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 48] [--rounds 3]
-                                             [--pinned]
+                                             [--pinned | --stack-core]
 
 Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
 uploads a batch through the HTTP API as fast as the workers take it, and times upload of
@@ -15,14 +15,18 @@ seller-size and 1 MP photos; the CPU milliseconds per photo of the pure loop and
 process of the pipeline (each worker, SeaweedFS, broker, MariaDB, the uploading client:
 where the difference goes); p50/p95 upload->completed latency at half the measured
 throughput. Workers float over the cores (the OS balances their image threads);
-``--pinned`` pins worker i to core i instead. Everything the run created is removed at
-the end.
+``--pinned`` pins worker i to core i instead. ``--stack-core`` is a diagnostic: the stack
+and the uploading client get the first core, the workers and the pure loop the others, as
+when the stack runs on machines of its own. Before the first round of each set, a few
+photos go through the workers to warm them, as the pure loop's processes are warmed.
+Everything the run created is removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import multiprocessing
 import os
@@ -68,9 +72,11 @@ def megapixel_photos(count: int) -> list[bytes]:
 _pure_setup: tuple[Any, Any] | None = None
 
 
-def _pure_init() -> None:
+def _pure_init(cpus: set[int] | None = None) -> None:
     """Pool start-up (imports, profile, catalog) is not compute: the workers are warm too."""
     global _pure_setup
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     cv2.setNumThreads(1)
     _pure_setup = load_profile("default"), load_catalog()
 
@@ -84,15 +90,17 @@ def _pure_one(data: bytes) -> float:
     return time.process_time() - started
 
 
-def pure_rate(photos: list[bytes]) -> tuple[float, float]:
-    """(images/s, CPU seconds per photo) of the pure loop: one warm process per core.
+def pure_rate(photos: list[bytes], cpus: set[int] | None = None) -> tuple[float, float]:
+    """(images/s, CPU seconds per photo) of the pure loop: one warm process per core (of
+    ``cpus``, default all this process may use).
 
     Each process takes the next photo when it is done with one (as the workers' image
     threads do), so no core waits while the other still has a queue.
     """
-    cpus = len(os.sched_getaffinity(0))
-    with multiprocessing.get_context("spawn").Pool(cpus, initializer=_pure_init) as pool:
-        pool.map(_pure_one, photos[:cpus], chunksize=1)  # warm: lazy models, caches
+    count = len(cpus or os.sched_getaffinity(0))
+    with multiprocessing.get_context("spawn").Pool(count, initializer=_pure_init,
+                                                   initargs=(cpus,)) as pool:
+        pool.map(_pure_one, photos[:count], chunksize=1)  # warm: lazy models, caches
         started = time.perf_counter()
         cpu = sum(pool.imap_unordered(_pure_one, photos, chunksize=1))
         elapsed = time.perf_counter() - started
@@ -131,6 +139,39 @@ def cpu_by_group(worker_pids: set[int]) -> dict[str, float]:
         if group:
             totals[group] = totals.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return totals
+
+
+def stack_pids() -> list[int]:
+    """The embedded stack's processes (broker, store, database, stand-ins)."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(needle in command for _, needle in PROCESS_GROUPS[1:]):
+            pids.append(int(entry))
+    return pids
+
+
+def pin_stack(cpus: set[int]) -> dict[int, set[int]]:
+    """Move the stack's processes (all their threads) to ``cpus``; returns what to restore."""
+    before = {}
+    for pid in stack_pids():
+        try:
+            for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+                before[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, cpus)
+        except OSError:
+            continue
+    return before
+
+
+def restore_affinity(saved: dict[int, set[int]]) -> None:
+    for tid, cpus in saved.items():
+        with contextlib.suppress(OSError):  # gone since
+            os.sched_setaffinity(tid, cpus)
 
 
 def upload(base_url: str, data: bytes, sku: str) -> tuple[str, float]:
@@ -194,22 +235,24 @@ def run_batch(base_urls: list[str], settings: Settings, photos: list[bytes], lab
     return throughput, steady, [done[i] - sent[i] for i in sent]
 
 
-def start_bench_workers(label: str, pinned: bool = False
+def start_bench_workers(label: str, pinned: bool = False, cpus: set[int] | None = None
                         ) -> tuple[Settings, list[WorkerProcess]]:
     """The embedded stack plus two local-path workers in a namespace of their own, ready.
 
     Returns the namespace's settings (for queries and clean-up) and the workers. Worker i
-    runs on core i if ``pinned``. AI is off: the local path, like the pure loop.
+    runs on core i if ``pinned``; both run on ``cpus`` if given. AI is off: the local
+    path, like the pure loop.
     """
     base = Settings()
     Stack(base).up(echo=lambda _: None)
     run = uuid.uuid4().hex[:8]
     env = {**namespace_env(label, run), "IMGSTREAM_API_KEYS": "",
            "IMGSTREAM_AI_ENABLED": "false"}
-    cpus = sorted(os.sched_getaffinity(0))
+    cores = sorted(os.sched_getaffinity(0))
+    placement = [str(cores[i % len(cores)]) if pinned else
+                 ",".join(map(str, sorted(cpus))) if cpus else "" for i in range(len(PORTS))]
     workers = [start_worker(port, base.logs_dir / f"worker-{label}-{run}-{port}.log",
-                            env={**env, "IMGSTREAM_CPU_SET": str(cpus[i % len(cpus)])
-                                 if pinned else ""})
+                            env={**env, "IMGSTREAM_CPU_SET": placement[i]})
                for i, port in enumerate(PORTS)]
     try:
         for worker in workers:
@@ -234,16 +277,17 @@ def cpu_report(before: dict[str, float], after: dict[str, float], per: float) ->
 
 
 def measure_round(urls: list[str], settings: Settings, photos: list[bytes], label: str,
-                  worker_pids: set[int]) -> tuple[float, float, float, str, float]:
+                  worker_pids: set[int], pure_cpus: set[int] | None = None
+                  ) -> tuple[float, float, float, str, float]:
     """(pipeline images/s, pure images/s, steady-state images/s, CPU report, pure CPU s/photo).
 
     The pure loop runs before and after the pipeline batch and its two rates are averaged.
     """
-    pure_before, cpu_before = pure_rate(photos)
+    pure_before, cpu_before = pure_rate(photos, pure_cpus)
     before = cpu_by_group(worker_pids)
     pipeline, steady, _ = run_batch(urls, settings, photos, label)
     spent = cpu_report(before, cpu_by_group(worker_pids), len(photos))
-    pure_after, cpu_after = pure_rate(photos)
+    pure_after, cpu_after = pure_rate(photos, pure_cpus)
     return (pipeline, (pure_before + pure_after) / 2, steady, spent,
             (cpu_before + cpu_after) / 2)
 
@@ -256,26 +300,40 @@ def main() -> None:
     parser.add_argument("--pinned", action="store_true",
                         help="pin worker i to core i, as process i of the pure loop "
                              "(default: the OS places the workers' threads)")
+    parser.add_argument("--stack-core", action="store_true",
+                        help="diagnostic: the stack and the uploading client on the first "
+                             "core, workers and the pure loop on the others (as in "
+                             "production, where the stack has machines of its own)")
     args = parser.parse_args()
-    settings, workers = start_bench_workers("bench", pinned=args.pinned)
     cpus = sorted(os.sched_getaffinity(0))
+    worker_cpus = set(cpus[1:]) if args.stack_core else None
+    if args.stack_core and len(cpus) < 2:
+        raise SystemExit("--stack-core needs at least two cores")
+    settings, workers = start_bench_workers("bench", pinned=args.pinned, cpus=worker_cpus)
+    saved = {}
+    if args.stack_core:
+        saved = pin_stack({cpus[0]})
+        os.sched_setaffinity(0, {cpus[0]})
     try:
         urls = [w.base_url for w in workers]
         sellers = [Path(p).read_bytes() for p in sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))]
         sets = {"1 MP": megapixel_photos(args.megapixel)} if args.megapixel else {}
         if sellers and args.sellers:
             sets = {"seller-size": sellers[: args.sellers], **sets}
-        print(f"== {len(workers)} workers on {len(cpus)} cores "
-              f"({'worker i pinned to core i' if args.pinned else 'placed by the OS'}; the "
-              f"stack unpinned), embedded stack; {args.rounds} rounds; "
-              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        placement = ("worker i pinned to core i" if args.pinned else
+                     f"workers on cores {sorted(worker_cpus)}, the stack and client on core "
+                     f"{cpus[0]}" if args.stack_core else "placed by the OS")
+        print(f"== {len(workers)} workers on {len(cpus)} cores ({placement}), embedded stack; "
+              f"{args.rounds} rounds; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         worker_pids = {w.process.pid for w in workers}
         for label, photos in sets.items():
             tag = label.replace(" ", "")
+            # Warm the workers as the pure loop warms its processes (lazy models, caches).
+            run_batch(urls, settings, photos[: 2 * len(workers)], tag + "-warm")
             ratios, steadies, rates = [], [], []
             for r in range(args.rounds):
                 pipeline, pure, steady, spent, pure_cpu = measure_round(
-                    urls, settings, photos, f"{tag}-r{r}", worker_pids)
+                    urls, settings, photos, f"{tag}-r{r}", worker_pids, worker_cpus)
                 ratios.append(pipeline / pure)
                 steadies.append(steady / pure)
                 rates.append(pipeline)
@@ -293,6 +351,7 @@ def main() -> None:
             print(f"{'':12s} at half load ({rate / 2:.1f}/s): upload->completed "
                   f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {cut[18] * 1000:.0f} ms")
     finally:
+        restore_affinity(saved)
         for worker in workers:
             worker.stop()
         problems = asyncio.run(drop_namespace(settings))
