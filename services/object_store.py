@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import boto3
 import botocore.exceptions
@@ -26,6 +27,9 @@ from obstore.store import S3Store
 from services.object_cache import ObjectCache
 from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from obstore.store import S3Credential
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 # Another worker created the bucket between our HEAD and our CREATE: it is there.
@@ -75,6 +79,8 @@ class ObjectClient(Protocol):
     async def get(self, uri: ObjectUri) -> bytes: ...
 
     async def exists(self, uri: ObjectUri) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class ObjectStore:
@@ -139,6 +145,13 @@ class ObjectStore:
             self.cache.put(str(uri), data)
         return data
 
+    def close(self) -> None:
+        """Release the clients. Call before the process exits: an obstore store still
+        alive while the interpreter shuts down can abort it (SIGABRT, about one exit in
+        four after a few hundred requests, measured)."""
+        self.objects.close()
+        self._buckets_client.close()
+
     async def ping(self) -> None:
         await _admin(self._buckets_client.list_buckets)
 
@@ -153,6 +166,17 @@ class ObjectStore:
             except botocore.exceptions.ClientError as exc:
                 if _error_code(exc) not in _BUCKET_EXISTS_CODES:
                     raise
+
+
+def _static_credentials(access_key: str, secret_key: str) -> Callable[[], S3Credential]:
+    """An obstore credential provider for fixed keys (no token; never expires)."""
+    credential: S3Credential = {"access_key_id": access_key, "secret_access_key": secret_key,
+                                "token": None, "expires_at": None}
+
+    def provide() -> S3Credential:
+        return credential
+
+    return provide
 
 
 class S3Objects:
@@ -177,8 +201,11 @@ class S3Objects:
                 options["endpoint"] = s.s3_endpoint
                 options["virtual_hosted_style_request"] = False
             if s.s3_access_key:
-                options["access_key_id"] = s.s3_access_key
-                options["secret_access_key"] = s.s3_secret_key
+                # Configured keys are the whole credential, as for boto3: obstore would
+                # otherwise sign with an AWS_SESSION_TOKEN left in the environment (from
+                # someone's SSO login, say) and every request would be refused.
+                options["credential_provider"] = _static_credentials(s.s3_access_key,
+                                                                     s.s3_secret_key)
             store = S3Store(
                 bucket,
                 client_options={"allow_http": bool(s.s3_endpoint and
@@ -219,6 +246,9 @@ class S3Objects:
         except Exception as exc:
             raise _wrapped(exc, uri) from exc
         return True
+
+    def close(self) -> None:
+        self._stores.clear()  # the last references: the stores and their pools drop here
 
 
 def _wrapped(exc: Exception, uri: ObjectUri) -> Exception:

@@ -94,3 +94,6 @@ class Resources:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None

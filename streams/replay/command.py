@@ -304,7 +304,6 @@ class _Replay:
 
     async def _dry_run(self, log: UploadLog, ranges: Sequence[PartitionRange],
                        db: Database) -> dict[str, Any]:
-        store = ObjectStore(self.settings)
         ai_reason = None if self.settings.ai_enabled else AI_DISABLED
         projections: list[Projection] = []
         total = sum(r.size for r in ranges)
@@ -315,6 +314,7 @@ class _Replay:
                                  mp_context=multiprocessing.get_context("forkserver"),
                                  initializer=_init_projection,
                                  initargs=(self.profile, self.catalog, ai_reason)) as pool, \
+                contextlib.closing(ObjectStore(self.settings)) as store, \
                 self._progress() as progress:
             task = progress.add_task(f"dry run {self.profile.name} {self.profile.version}",
                                      total=total, rate=0.0, unit="photo")

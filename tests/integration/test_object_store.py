@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,9 +12,11 @@ from streams.settings import Settings
 
 
 @pytest.fixture()
-def store(stack) -> ObjectStore:
+def store(stack) -> Iterator[ObjectStore]:
     _stack, settings = stack
-    return ObjectStore(settings)
+    store = ObjectStore(settings)
+    yield store
+    store.close()
 
 
 async def test_create_only_put_writes_once_and_reads_back(store, stack):
@@ -51,6 +54,19 @@ async def test_wrong_credentials_are_permanent(stack):
     bad = ObjectStore(Settings(**{**settings.model_dump(), "s3_secret_key": "wrong"}))
     with pytest.raises(PermanentError, match="403"):
         await bad.put(ObjectUri(settings.enhanced_bucket, "tests/x"), b"x", "image/jpeg")
+
+
+async def test_a_session_token_left_in_the_environment_is_not_signed_along(stack, monkeypatch):
+    """Configured keys are the whole credential (as for boto3), whatever AWS_* says."""
+    _stack, settings = stack
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-elses-sso-session")
+    store = ObjectStore(settings)
+    try:
+        uri = ObjectUri(settings.enhanced_bucket, f"tests/{uuid.uuid4().hex}/token.jpg")
+        await store.put(uri, b"signed with the configured keys only", "image/jpeg")
+        assert await store.get(uri) == b"signed with the configured keys only"
+    finally:
+        store.close()
 
 
 async def test_an_unreachable_store_is_retryable_and_fails_fast():

@@ -27,6 +27,9 @@ class FakeObjects:
     async def exists(self, uri):
         return str(uri) in self.objects
 
+    def close(self):
+        self.calls.append("close")
+
 
 def _store() -> tuple[ObjectStore, FakeObjects]:
     store = ObjectStore(Settings(object_cache_bytes=1000))
@@ -90,3 +93,9 @@ async def test_a_bucket_owned_by_someone_else_is_an_error():
     store._buckets_client = RacingBucketClient("BucketAlreadyExists")
     with pytest.raises(PermanentError, match="BucketAlreadyExists"):
         await store.ensure_buckets()
+
+
+def test_close_releases_the_object_client():
+    store, client = _store()
+    store.close()
+    assert client.calls == ["close"]
