@@ -33,6 +33,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,46 +114,76 @@ PROCESS_GROUPS = (("workers", "faust -A streams.app worker"), ("SeaweedFS", "wee
                   ("Bedrock emulator", "emulator bedrock"))
 
 
-def cpu_by_group(worker_pids: set[int]) -> dict[str, float]:
-    """CPU seconds used so far by the pipeline's processes, grouped (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        if pid == os.getpid():
-            group = "bench client (uploads)"
-        elif pid in worker_pids:
-            group = "workers"
-            share = f"worker {pid}"
-            totals[share] = totals.get(share, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-        else:
-            group = next((g for g, needle in PROCESS_GROUPS[1:] if needle in command), "")
-        if group:
-            totals[group] = totals.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-    return totals
-
-
-def stack_pids() -> list[int]:
-    """The embedded stack's processes (broker, store, database, stand-ins)."""
-    pids = []
+def _processes() -> Iterator[tuple[int, str]]:
+    """(pid, command line) of every process (Linux /proc)."""
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 command = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(needle in command for _, needle in PROCESS_GROUPS[1:]):
-            pids.append(int(entry))
-    return pids
+        yield int(entry), command
+
+
+def _cpu_seconds(stat_path: str) -> float | None:
+    """User + system CPU seconds from a /proc stat file (None: gone)."""
+    try:
+        with open(stat_path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stack_group(command: str) -> str:
+    return next((g for g, needle in PROCESS_GROUPS[1:] if needle in command), "")
+
+
+def cpu_by_group(worker_pids: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by the pipeline's processes, grouped; each worker's own
+    figure under ``worker <pid>`` too."""
+    totals: dict[str, float] = {}
+    for pid, command in _processes():
+        if pid == os.getpid():
+            group = "bench client (uploads)"
+        elif pid in worker_pids:
+            group = "workers"
+        else:
+            group = _stack_group(command)
+        seconds = _cpu_seconds(f"/proc/{pid}/stat") if group else None
+        if seconds is None:
+            continue
+        totals[group] = totals.get(group, 0.0) + seconds
+        if pid in worker_pids:
+            totals[f"worker {pid}"] = seconds
+    return totals
+
+
+def thread_cpu(worker_pids: set[int]) -> dict[tuple[int, int], float]:
+    """CPU seconds used so far by each thread of the workers, by (pid, tid)."""
+    threads = {}
+    for pid in worker_pids:
+        with contextlib.suppress(OSError):
+            for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+                seconds = _cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
+                if seconds is not None:
+                    threads[(pid, tid)] = seconds
+    return threads
+
+
+def thread_report(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float],
+                  per: float) -> str:
+    """CPU ms per photo of each worker thread (1 ms or more), largest first. "main" is a
+    worker's event loop; the largest others are its image threads, then aiokafka's
+    consumer thread and obstore's runtime."""
+    used = sorted(((after[k] - before.get(k, 0.0)) * 1000 / per, k) for k in after)
+    return ", ".join(f"{'main ' if pid == tid else ''}{ms:.0f}"
+                     for ms, (pid, tid) in reversed(used) if ms >= 1)
+
+
+def stack_pids() -> list[int]:
+    """The embedded stack's processes (broker, store, database, stand-ins)."""
+    return [pid for pid, command in _processes() if _stack_group(command)]
 
 
 def pin_stack(cpus: set[int]) -> dict[int, set[int]]:
@@ -284,9 +315,11 @@ def measure_round(urls: list[str], settings: Settings, photos: list[bytes], labe
     The pure loop runs before and after the pipeline batch and its two rates are averaged.
     """
     pure_before, cpu_before = pure_rate(photos, pure_cpus)
-    before = cpu_by_group(worker_pids)
+    before, threads_before = cpu_by_group(worker_pids), thread_cpu(worker_pids)
     pipeline, steady, _ = run_batch(urls, settings, photos, label)
-    spent = cpu_report(before, cpu_by_group(worker_pids), len(photos))
+    spent = (cpu_report(before, cpu_by_group(worker_pids), len(photos))
+             + f"\n{'':12s}   worker threads: "
+             + thread_report(threads_before, thread_cpu(worker_pids), len(photos)))
     pure_after, cpu_after = pure_rate(photos, pure_cpus)
     return (pipeline, (pure_before + pure_after) / 2, steady, spent,
             (cpu_before + cpu_after) / 2)

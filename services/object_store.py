@@ -146,9 +146,9 @@ class ObjectStore:
         return data
 
     def close(self) -> None:
-        """Release the clients. Call before the process exits: an obstore store still
-        alive while the interpreter shuts down can abort it (SIGABRT, about one exit in
-        four after a few hundred requests, measured)."""
+        """Release the clients before the process exits: obstore stores still alive while
+        the interpreter shuts down aborted a script (SIGABRT) in 5 exits of 20, none
+        once they were dropped first. Not seen through this class or in workers."""
         self.objects.close()
         self._buckets_client.close()
 
