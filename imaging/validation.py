@@ -173,6 +173,10 @@ def validate_image(
                     415,
                 )
             orientation = _orientation(image)
+            if fmt == "jpeg":
+                # Every entropy-coded byte is still decoded (truncation and corrupt
+                # scans are caught), only at 1/8 scale: half the CPU of a full decode.
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
             try:
                 image.load()
             except Image.DecompressionBombError:

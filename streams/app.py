@@ -68,7 +68,8 @@ if settings.cpus:  # before any thread starts: threads inherit the process's CPU
     os.sched_setaffinity(0, settings.cpus)
 cv2.setNumThreads(settings.opencv_threads)  # parallelism is across photos (image_threads)
 faust_fixes.install(settings.rebalance_wait_seconds)  # commit only what was processed
-kafka_tuning.limit_fetch_wait()  # faust hard-codes a 1.5 s fetch wait; tansu sits it out
+# faust hard-codes a 1.5 s fetch wait, and tansu sits a waiting fetch out to its end.
+kafka_tuning.limit_fetch_wait(settings.fetch_max_wait_ms)
 
 app = faust.App(
     settings.app_id,

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     store: str = "memory://"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=16066, ge=1, le=65535)
+    # How long a consumer's fetch may wait at the broker (streams/kafka_tuning.py): the
+    # embedded broker holds a waiting fetch to its end, so this bounds each hop's latency,
+    # and every fetch costs it ~1.5 ms of CPU, so shorter waits cost idle CPU.
+    fetch_max_wait_ms: int = Field(default=150, ge=10, le=1500)
     broker_session_timeout: float = 10.0
     # How long a worker giving up partitions waits for its events in flight before it
     # rejoins the group anyway (they are then not committed: the next owner redoes them).
