@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the local path on the embedded stack (issue 4).
 
-    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 48] [--rounds 3]
+    .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 120] [--rounds 3]
                                              [--pinned | --stack-core]
 
 Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
@@ -328,7 +328,7 @@ def measure_round(urls: list[str], settings: Settings, photos: list[bytes], labe
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sellers", type=int, default=120)
-    parser.add_argument("--megapixel", type=int, default=48)
+    parser.add_argument("--megapixel", type=int, default=120)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pinned", action="store_true",
                         help="pin worker i to core i, as process i of the pure loop "
@@ -357,7 +357,8 @@ def main() -> None:
                      f"workers on cores {sorted(worker_cpus)}, the stack and client on core "
                      f"{cpus[0]}" if args.stack_core else "placed by the OS")
         print(f"== {len(workers)} workers on {len(cpus)} cores ({placement}), embedded stack; "
-              f"{args.rounds} rounds; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+              f"fetch wait {settings.fetch_max_wait_ms} ms; {args.rounds} rounds; "
+              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         worker_pids = {w.process.pid for w in workers}
         for label, photos in sets.items():
             tag = label.replace(" ", "")
