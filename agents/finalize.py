@@ -1,8 +1,10 @@
 """finalize: publish the web renditions (images.enhanced -> images.completed).
 
-``imaging.publishing.publish`` renders large and thumb sizes as JPEG and WebP, re-assesses
-the large JPEG as buyers will get it, and keeps the original whenever the enhanced image
-does not score better (no regressions; the reason is recorded). Renditions are stored
+``imaging.publishing`` checks the enhanced image against the original (the content gate:
+product whole, structure and colours kept), re-assesses the large JPEG honestly (at the
+original's size and resolution) and keeps the original whenever the result fails either
+(the reason and the gate's measures are recorded; AI money spent on a result that is not
+published is counted). Renditions are stored
 under versioned keys (content hash + profile version: a URL changes when the content
 does) plus a stable alias per rendition that the CDN sink invalidates.
 """
@@ -14,9 +16,10 @@ import time
 
 from agents.assess import image_pool
 from imaging.assessment import QualityReport
-from imaging.publishing import Publication, publish_enhanced, publish_original
+from imaging.publishing import Publication, Refusal, publish_enhanced, publish_original
 from services.object_store import ObjectUri
 from streams.app import app, profile_for, resources, settings, topics
+from streams.metrics import AI_PAID_NOT_PUBLISHED
 from streams.processing import Stage, emit
 from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
 
@@ -37,15 +40,18 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
     skipped = bool(plan["skip"])
     profile = profile_for(enhanced.profile)
     loop = asyncio.get_running_loop()
-    publication: Publication | str | None = None
-    if not skipped:  # the original is fetched only when it is what gets published
+    original = await store.get(ObjectUri.parse(enhanced.source_uri), keep=True)
+    publication: Publication | Refusal | None = None
+    if not skipped:
         result = await store.get(ObjectUri.parse(enhanced.enhanced_uri), keep=True)
         publication = await loop.run_in_executor(
-            image_pool, publish_enhanced, result, plan["before"]["overall_score"], profile)
+            image_pool, publish_enhanced, result, original, plan["before"]["overall_score"],
+            enhanced.steps, profile)
     if not isinstance(publication, Publication):
-        original = await store.get(ObjectUri.parse(enhanced.source_uri), keep=True)
-        publication = await loop.run_in_executor(image_pool, publish_original, original,
-                                                 profile, publication)
+        refusal = publication
+        publication = await loop.run_in_executor(
+            image_pool, publish_original, original, profile,
+            refusal.reason if refusal else None, refusal.gate if refusal else None)
     renditions = publication.renditions
 
     outputs, writes = [], []
@@ -68,6 +74,9 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
     large = next(o for o in outputs if o["name"] == "large" and o["format"] == "jpeg"
                  and not o["alias"])
     steps = enhanced.steps
+    paid_not_published = enhanced.total_cost_usd if publication.kept_original else 0.0
+    if paid_not_published:
+        AI_PAID_NOT_PUBLISHED.inc(paid_not_published)
     event = ImageCompleted.new(
         event_id=deterministic_id("ImageCompleted", enhanced.job_id),
         image_id=enhanced.image_id,
@@ -80,6 +89,8 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
         after=summary(publication.after),
         kept_original=publication.kept_original,
         kept_original_reason=publication.reason,
+        gate=publication.gate,
+        paid_not_published_usd=paid_not_published,
         steps=steps,
         total_cost_usd=enhanced.total_cost_usd,
         ai_used=enhanced.ai_used,

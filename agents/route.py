@@ -27,7 +27,7 @@ BUDGET_ZONE = budget_zone(settings.budget_timezone)
 
 
 def build_plan(report: QualityAssessed) -> EnhancementPlan:
-    plan = plan_enhancement(report.metrics, report.tier, report.subject.get("box"),
+    plan = plan_enhancement(report.metrics, report.tier, report.subject,
                             profile_for(report.profile),
                             catalog, None if settings.ai_enabled else AI_DISABLED)
     job_id = job_id_for(report.image_id, report.profile["name"], report.profile["version"])

@@ -41,7 +41,7 @@ def main() -> None:
         report = assess_quality(path.read_bytes(), profile)
         tier = report.judgement.tier
         tiers[tier] += 1
-        plan = plan_enhancement(report.metrics.as_dict(), tier, report.subject.get("box"),
+        plan = plan_enhancement(report.metrics.as_dict(), tier, report.subject,
                                 profile, catalog)
         for step in plan.steps:
             if step.method == "ai":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import cv2
+
 from imaging.decoding import decode_image
 from imaging.metrics import QualityMetrics, measure
 from imaging.profile import Profile
@@ -25,19 +27,35 @@ class QualityReport:
                 for k, v in self.metrics.as_dict().items()}
 
 
-def assess_quality(data: bytes, profile: Profile) -> QualityReport:
-    """Decode at the profile's working resolution, measure, and judge one photo."""
+def assess_quality(data: bytes, profile: Profile,
+                   source_size: tuple[int, int] | None = None) -> QualityReport:
+    """Decode at the profile's working resolution, measure, and judge one photo.
+
+    ``source_size`` (width, height) makes the judgement honest about detail: a result
+    made from a smaller source is measured at the source's size (downscaled to it) and
+    credited with the source's resolution, so interpolated pixels earn nothing.
+    """
     started = time.perf_counter()
     decoded = decode_image(data, profile.assessment.working_max_side)
-    metrics, subject = measure(decoded.bgr, profile, original_width=decoded.original_width,
-                               original_height=decoded.original_height,
+    bgr, width, height = decoded.bgr, decoded.original_width, decoded.original_height
+    scale = decoded.scale
+    if source_size is not None and source_size[0] * source_size[1] < width * height:
+        width, height = source_size
+        factor = min(1.0, profile.assessment.working_max_side / max(width, height))
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        if (bgr.shape[1], bgr.shape[0]) != size:
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        scale = factor
+    metrics, subject = measure(bgr, profile, original_width=width, original_height=height,
                                file_size_bytes=len(data))
     judgement = judge(metrics, profile)
-    to_original = 1.0 / decoded.scale
+    to_original = 1.0 / scale
     subject_info = {
         "method": subject.method,
         "box": [round(v * to_original) for v in subject.box],  # original pixels
         "fraction": round(metrics.subject_fraction, 4),
     }
-    return QualityReport(metrics, judgement, subject_info, decoded.scale,
+    if subject.segmentation is not None:
+        subject_info["mask"] = subject.segmentation
+    return QualityReport(metrics, judgement, subject_info, scale,
                          (time.perf_counter() - started) * 1000.0)

@@ -1,7 +1,9 @@
 """Run a plan's local steps on an image (pure): the enhance_local stage minus Kafka.
 
 A step that fails (bad parameters, an operation error) is recorded as failed with the
-reason and skipped - the image goes on with the other steps rather than being lost.
+reason and skipped - the image goes on with the other steps rather than being lost. A
+step that declines (it cannot do its work safely, e.g. no trusted product mask) succeeds
+without changing the image, its details starting with ``declined:`` and the reason.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imaging.errors import StepDeclined
 from imaging.ops import apply_operation
 from streams.errors import PermanentError
 
@@ -41,6 +44,8 @@ def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray
         success, details = True, None
         try:
             bgr = apply_operation(step["operation"], bgr, step.get("params") or {})
+        except StepDeclined as declined:
+            details = f"declined: {declined}"
         except (PermanentError, cv2.error, ValueError) as exc:
             success, details = False, f"{type(exc).__name__}: {exc}"
         results.append(StepResult(

@@ -26,11 +26,11 @@ class LocalResult:
 def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> LocalResult:
     before = assess_quality(data, profile)
     plan = plan_enhancement(before.metrics.as_dict(), before.judgement.tier,
-                            before.subject["box"], profile, catalog)
+                            before.subject, profile, catalog)
     if plan.skip:
         return LocalResult(before, [], publish(data, None, before.judgement.overall_score,
                                                profile))
     enhanced, steps = apply_plan(decode_image(data).bgr, [s.as_dict() for s in plan.steps])
     publication = publish(data, encode_intermediate(enhanced), before.judgement.overall_score,
-                          profile)
+                          profile, [s.as_dict() for s in steps])
     return LocalResult(before, steps, publication)

@@ -30,7 +30,8 @@ import numpy as np
 
 from imaging.brisque import brisque_score
 from imaging.profile import BrightnessScale, Profile
-from imaging.subject import Subject, find_subject
+from imaging.segmentation import TOO_LARGE, TOUCHES_FRAME, find_product_mask, judge_mask
+from imaging.subject import Subject, find_subject, subject_from_mask
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,48 @@ def _brisque_or_none(subject: np.ndarray, frame: np.ndarray) -> float | None:
     return None
 
 
+def locate_product(bgr: np.ndarray, gray: np.ndarray, profile: Profile,
+                   use_model: bool = True) -> Subject:
+    """The subject the metrics are taken on: the product's mask wherever one is found.
+
+    The backdrop colour model answers first (cheap). Where it has nothing and the area
+    outside the central box looks busy - which is where a background step could be
+    planned - the salient-object model is asked; its mask gives the subject region when
+    it is trusted, or when only the frame cuts the product (the region is still the
+    product's). Its verdict rides along (``segmentation``) so the route stage knows whether
+    a local background replacement would be trusted.
+    """
+    rules = profile.segmentation
+    subject = find_subject(bgr, profile.assessment.subject_padding)
+    if subject.method == "backdrop":
+        verdict = judge_mask(subject.mask.astype(np.float32), rules, "backdrop")
+        if verdict.confident or not use_model:
+            return Subject(*subject.box, subject.method, subject.mask, verdict.summary())
+    if subject.method == "center" and not use_model:
+        return subject
+    if subject.method == "center":
+        region = background_region(subject, gray.shape)
+        busy = edge_density(gray, region, profile.background.canny_low,
+                            profile.background.canny_high) / profile.background.saturation_density
+        if busy <= profile.routing.background_cleanup_above:
+            return subject  # nothing a background step would be planned for
+    mask = find_product_mask(bgr, rules, use_model=use_model)
+    if mask is None:
+        return subject
+    summary = mask.summary()
+    if mask.confident or mask.reason in (TOUCHES_FRAME, TOO_LARGE):
+        height, width = gray.shape
+        return subject_from_mask(mask.alpha, width, height, profile.assessment.subject_padding,
+                                 summary)
+    return Subject(*subject.box, subject.method, subject.mask, summary)
+
+
 def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_height: int,
-            file_size_bytes: int) -> tuple[QualityMetrics, Subject]:
+            file_size_bytes: int, use_model: bool = True) -> tuple[QualityMetrics, Subject]:
     """All metrics of a BGR working copy, plus the subject they were taken on."""
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape
-    subject = find_subject(bgr, profile.assessment.subject_padding)
+    subject = locate_product(bgr, gray, profile, use_model)
     if profile.assessment.subject_aware and subject.method != "full_frame":
         crop = (slice(subject.y0, subject.y1), slice(subject.x0, subject.x1))
         gray_subject, bgr_subject = gray[crop], bgr[crop]

@@ -7,10 +7,14 @@ The seed design's tree, every number from the profile:
 * brightness deviation > ``ai_lighting_deviation_above`` -> AI lighting, else above
   ``lighting_deviation_above`` -> local HSV correction toward the target;
 * always contrast (CLAHE on luminance);
-* background complexity > ``ai_background_above`` -> AI background removal, else above
-  ``background_cleanup_above`` -> GrabCut on the subject box;
-* short side < ``upscale_below``: blur < ``ai_upscale_blur_below`` -> AI upscale, else
-  Lanczos to the target short side;
+* background complexity above ``background_cleanup_above`` -> replace the background
+  with the product's own mask (the step itself leaves the background alone when the mask
+  is not trusted); AI background removal only where the local step is expected to fail:
+  complexity above ``ai_background_above`` and the assessment's mask untrusted for one
+  of ``ai_background_reasons`` (AI by value);
+* short side < ``upscale_below`` -> Lanczos to the target short side; AI upscale only
+  when the short side is below ``ai_upscale_short_side_below`` and blur below
+  ``ai_upscale_blur_below``;
 * always sharpen, last.
 
 An AI step names its model and estimated price (model catalog). When the AI path cannot
@@ -54,10 +58,18 @@ class Plan:
         return round(sum(s.estimated_cost_usd for s in self.steps), 6)
 
 
-def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] | None,
+def plan_enhancement(metrics: dict[str, Any], tier: str,
+                     subject: dict[str, Any] | list[int] | None,
                      profile: Profile, catalog: ModelCatalog,
                      ai_unavailable_reason: str | None = None) -> Plan:
-    """Ordered steps for one assessed photo. ``ai_unavailable_reason=None`` allows AI."""
+    """Ordered steps for one assessed photo. ``ai_unavailable_reason=None`` allows AI.
+
+    ``subject`` is the assessment's subject (box and, from profile 2, the product mask's
+    verdict); a bare box is accepted from older reports.
+    """
+    if isinstance(subject, list):
+        subject = {"box": subject}
+    mask = (subject or {}).get("mask")
     if tier == "excellent":
         return Plan(skip=True, steps=[])
     r, e, t = profile.routing, profile.enhancement, profile.targets
@@ -73,15 +85,17 @@ def plan_enhancement(metrics: dict[str, Any], tier: str, subject_box: list[int] 
     wanted.append(("contrast", {"clip_limit": e.clahe_clip_limit}, None))
     complexity = metrics["background_complexity"]
     if complexity > r.background_cleanup_above:
-        model = r.models.background if complexity > r.ai_background_above else None
+        local_fails = (isinstance(mask, dict) and not mask.get("confident", True)
+                       and mask.get("reason") in r.ai_background_reasons)
+        model = r.models.background if complexity > r.ai_background_above and local_fails \
+            else None
         params: dict[str, Any] = {"color": list(e.background_color),
-                                  "work_side": e.background_work_side,
-                                  "iterations": e.background_iterations}
-        if subject_box:
-            params["box"] = list(subject_box)
+                                  "rules": profile.segmentation.as_dict()}
         wanted.append(("background", params, model or None))
-    if min(metrics["width"], metrics["height"]) < r.upscale_below:
-        model = r.models.upscale if metrics["blur"] < r.ai_upscale_blur_below else None
+    short = min(metrics["width"], metrics["height"])
+    if short < r.upscale_below:
+        model = (r.models.upscale if short < r.ai_upscale_short_side_below
+                 and metrics["blur"] < r.ai_upscale_blur_below else None)
         wanted.append(("upscale", {"short_side": t.short_side,
                                    "max_scale": e.upscale_max_scale}, model or None))
     wanted.append(("sharpen", {"amount": e.sharpen_amount, "radius": e.sharpen_radius}, None))

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from imaging.preservation import GateRules
+from imaging.segmentation import MaskRules
 from streams.errors import ConfigurationError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -117,6 +119,8 @@ class Routing:
     lighting_deviation_above: float
     ai_lighting_deviation_above: float
     denoise_above: float
+    ai_background_reasons: list
+    ai_upscale_short_side_below: float
     models: RoutingModels
 
 
@@ -155,6 +159,8 @@ class Profile:
     routing: Routing
     enhancement: Enhancement
     outputs: Outputs
+    segmentation: MaskRules
+    gate: GateRules
 
     @property
     def ref(self) -> dict[str, str]:
@@ -194,6 +200,8 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         routing=_routing(p, p.table(data, "routing")),
         enhancement=p.build(Enhancement, p.table(data, "enhancement"), "enhancement"),
         outputs=p.build(Outputs, p.table(data, "outputs"), "outputs"),
+        segmentation=p.rules(MaskRules, p.table(data, "segmentation"), "segmentation"),
+        gate=p.rules(GateRules, p.table(data, "gate"), "gate"),
     )
     _check_semantics(profile, p)
     return profile
@@ -241,6 +249,10 @@ def _check_semantics(profile: Profile, p: _Parser) -> None:
     r = profile.routing
     if r.ai_background_above < r.background_cleanup_above:
         p.fail("routing.ai_background_above", "must be >= background_cleanup_above")
+    known_reasons = {"touches_frame", "too_small", "too_large", "fragmented", "unsure_matte",
+                     "disagrees", "no_mask"}
+    if not set(r.ai_background_reasons) <= known_reasons:
+        p.fail("routing.ai_background_reasons", f"known reasons: {sorted(known_reasons)}")
     if r.ai_lighting_deviation_above < r.lighting_deviation_above:
         p.fail("routing.ai_lighting_deviation_above", "must be >= lighting_deviation_above")
     bg = profile.background
@@ -273,6 +285,13 @@ class _Parser:
         unknown = sorted(set(data) - allowed)
         if unknown:
             self.fail(prefix + unknown[0], "unknown field (a typo?)")
+
+    def rules(self, cls: type, data: dict[str, Any], prefix: str) -> Any:
+        """A rules dataclass that checks its own ranges (ValueError -> the field's error)."""
+        try:
+            return self.build(cls, data, prefix)
+        except ValueError as exc:
+            self.fail(prefix, str(exc))
 
     def build(self, cls: type, data: dict[str, Any], prefix: str,
               nested: set[str] | None = None) -> Any:

@@ -209,6 +209,15 @@ def render_product_scene(
     rng: np.random.Generator, *, product: str, background: str, width: int, height: int
 ) -> U8:
     """Draw one clean product photo (BGR uint8): background, soft shadow, shaded product."""
+    return render_product_scene_with_mask(rng, product=product, background=background,
+                                          width=width, height=height)[0]
+
+
+def render_product_scene_with_mask(
+    rng: np.random.Generator, *, product: str, background: str, width: int, height: int
+) -> tuple[U8, F32]:
+    """:func:`render_product_scene` and the product's true alpha (0..1, the ground truth
+    segmentation benchmarks score masks against)."""
     if product not in PRODUCTS:
         raise ValueError(f"unknown product {product!r}; expected one of {PRODUCTS}")
     if background not in BACKGROUNDS:
@@ -234,7 +243,7 @@ def render_product_scene(
     if background != "white":
         out *= _vignette(width, height, 0.18)[..., None]
     out += rng.standard_normal((height, width, 1), dtype=np.float32) * 1.2
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.clip(out, 0, 255).astype(np.uint8), item.layer.alpha.astype(np.float32)
 
 
 def blur(image: U8, sigma: float = 3.5) -> U8:

@@ -35,6 +35,7 @@ class Subject:
     y1: int
     method: str          # backdrop | center | full_frame
     mask: np.ndarray | None  # foreground mask (image size) when method == "backdrop"
+    segmentation: dict | None = None  # imaging.segmentation's verdict, when it was asked
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -102,6 +103,20 @@ def find_subject(bgr: np.ndarray, padding: float = 0.04) -> Subject:
                       interpolation=cv2.INTER_NEAREST).astype(bool)
     return Subject(round(x0 * width), round(y0 * height), round(x1 * width), round(y1 * height),
                    "backdrop", mask)
+
+
+def subject_from_mask(mask: np.ndarray, width: int, height: int, padding: float,
+                      segmentation: dict) -> Subject:
+    """The subject of a product mask found by :mod:`imaging.segmentation` (any size)."""
+    binary = mask > 0.5
+    if binary.shape != (height, width):
+        binary = cv2.resize(binary.astype(np.uint8), (width, height),
+                            interpolation=cv2.INTER_NEAREST).astype(bool)
+    ys, xs = np.nonzero(binary)
+    pad_x, pad_y = padding * width, padding * height
+    x0, x1 = max(0, round(xs.min() - pad_x)), min(width, round(xs.max() + 1 + pad_x))
+    y0, y1 = max(0, round(ys.min() - pad_y)), min(height, round(ys.max() + 1 + pad_y))
+    return Subject(x0, y0, x1, y1, "backdrop", binary, segmentation)
 
 
 def _smooth_profile(profile: np.ndarray, size: int = 9) -> np.ndarray:

@@ -9,7 +9,7 @@ bodies, error mapping, retries and billing are exercised for real:
   ResourceNotFoundException), the request body of the model's family (missing, extraneous
   and out-of-range keys), base64 and image format, each model's input limits from
   ``services/data/models.toml``;
-* real work by local stand-ins (``imaging/ops``): GrabCut background removal to a PNG with
+* real work by local stand-ins (``imaging/ops``): product-mask background removal to a PNG with
   alpha, 4x Lanczos fast upscale, ~4 MP prompted upscales, ``cv2.inpaint``, outpainting by
   stretched edges; run in a thread pool so that the event loop keeps answering while
   images are processed;
@@ -56,8 +56,11 @@ import numpy as np
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from imaging.ops import background, sharpen
+from imaging.matting import composite
+from imaging.ops import sharpen
 from imaging.ops import upscale as lanczos_upscale
+from imaging.ops.background import product_alpha
+from imaging.segmentation import MaskRules
 from imaging.validation import sniff_format
 from services.model_catalog import ModelCatalog, ModelEntry, load_catalog
 from streams.settings import Settings
@@ -76,9 +79,6 @@ STYLE_PRESETS = (
 )
 MAX_SEED = 4_294_967_294
 PROMPTED_UPSCALE_PIXELS = 4_194_304  # "to 4K": about 4 MP, aspect kept
-# GrabCut's working size for background removal: the emulator runs the op twice (see
-# remove_background), and two runs at 384 px cost about one at the op's default of 512.
-REMOVE_BG_WORK_SIDE = 384
 OUTPAINT_SIDES = ("left", "right", "up", "down")
 FILTER_REASON = "Filter reason: output image"
 # Cross-region inference profiles prefix the model id with a geography.
@@ -416,16 +416,13 @@ def flatten(image: np.ndarray) -> np.ndarray:
 def remove_background(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The product cut out (BGRA, transparent background) and the same on white (BGR).
 
-    The project's ``background`` op returns a composite, not a mask; the composites on white
-    and on black give the alpha exactly (white - black = 255 * (1 - alpha)), keeping the
-    emulator on the project's GrabCut rather than a second copy of it. The op is
-    deterministic, so both runs agree on the mask.
+    The stand-in uses the project's own local method (product mask and full-size matte,
+    :mod:`imaging.ops.background`) so e2e outputs look like real ones; like the real
+    model it always answers, trusted mask or not.
     """
-    on_white = background(bgr, color=(255, 255, 255), work_side=REMOVE_BG_WORK_SIDE)
-    on_black = background(bgr, color=(0, 0, 0), work_side=REMOVE_BG_WORK_SIDE)
-    spread = on_white.astype(np.int16) - on_black.astype(np.int16)
-    alpha = np.clip(255 - spread.max(axis=2), 0, 255).astype(np.uint8)
-    return np.dstack([bgr, alpha]), on_white
+    alpha = product_alpha(bgr, MaskRules(), require_confident=False)
+    on_white = composite(bgr, alpha, (255, 255, 255))
+    return np.dstack([bgr, np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)]), on_white
 
 
 def fast_upscale(bgr: np.ndarray) -> np.ndarray:

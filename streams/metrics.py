@@ -85,6 +85,10 @@ BUDGET_USD = Gauge(
     " settled, remaining).",
     ["kind"],
 )
+AI_PAID_NOT_PUBLISHED = Counter(
+    "imgstream_ai_paid_not_published_usd_total",
+    "USD paid for AI results that finalize did not publish (gate or no-improvement).",
+)
 AI_STEPS = Counter(
     "imgstream_ai_steps_total",
     "AI steps run by enhance_ai, by operation and outcome (ai, cache_hit, fallback).",

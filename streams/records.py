@@ -236,6 +236,8 @@ class ImageCompleted(Event):
     outputs: list[dict[str, Any]]
     cdn_url: str | None
     processing_ms: float
+    gate: dict[str, Any] | None = None
+    paid_not_published_usd: float = 0.0
 
 
 class DeadLetter(Event):

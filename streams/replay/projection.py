@@ -33,7 +33,7 @@ def project(data: bytes) -> dict[str, Any]:
     profile, catalog, ai_reason = _projection
     report = assess_quality(data, profile)
     plan = plan_enhancement(report.event_metrics(), report.judgement.tier,
-                            report.subject.get("box"), profile, catalog, ai_reason)
+                            report.subject, profile, catalog, ai_reason)
     steps = [s.as_dict() for s in plan.steps]
     return {"tier": report.judgement.tier, "overall_score": report.judgement.overall_score,
             "steps": steps}

@@ -1,0 +1,180 @@
+"""The content-preservation gate: is the enhanced photo still the same product? (pure)
+
+A result can score better and still be worse to a shopper: a sleeve cut off by a
+background replacement, blotches from local contrast on a plain wall, a colour cast.
+Before finalize publishes a result it is compared with the original at a common scale
+(the original's size, at most :data:`COMMON_SIDE`), and fails when:
+
+* **the product is not whole**: pixels of the product (its mask in the original, when
+  known) were turned into the fill colour, or the new outline left by a background
+  replacement runs through uniform colour instead of along an edge of the original
+  (a cut through a garment, whatever mask made it: local or a paid model's);
+* **its structure changed**: texture appeared where the original was plain (blotches),
+  or on the plain side of strong edges (halos, ringing); tone changes are allowed, so
+  both are measured on the high-pass part of the difference;
+* **its colours shifted**: the mean chroma (Lab a*, b*) of the product moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+COMMON_SIDE = 512
+
+
+@dataclass(frozen=True)
+class GateRules:
+    max_product_lost: float = 0.005   # share of the product turned into the fill colour
+    max_unsupported_cut: float = 0.3  # share of a new outline through uniform colour
+    cut_contrast: float = 10.0        # Lab distance across an outline that is a real edge
+    blotch_level: float = 3.0         # gray levels of new local texture that count
+    max_blotch: float = 0.05          # share of the plain product area with new texture
+    max_ringing: float = 0.08         # share of the plain band along edges with new texture
+    max_color_shift: float = 6.0      # Lab a*b* distance of the product's mean colour
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if not 0.0 <= value <= 255.0:
+                raise ValueError(f"gate rule {name} out of range: {value}")
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    measures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.reasons) if self.reasons else None
+
+
+def common_scale(original: np.ndarray, result: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images at the original's size (at most COMMON_SIDE on the long side)."""
+    height, width = original.shape[:2]
+    factor = min(1.0, COMMON_SIDE / max(height, width))
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+
+    def fit(image: np.ndarray) -> np.ndarray:
+        if (image.shape[1], image.shape[0]) == size:
+            return image
+        shrink = image.shape[0] * image.shape[1] > size[0] * size[1]
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink
+                          else cv2.INTER_LINEAR)
+
+    return fit(original), fit(result)
+
+
+def _local_rms(image: np.ndarray, sigma: float) -> np.ndarray:
+    return np.sqrt(cv2.GaussianBlur(image * image, (0, 0), sigma))
+
+
+def _high_pass(gray: np.ndarray) -> np.ndarray:
+    return gray - cv2.GaussianBlur(gray, (0, 0), 4.0)
+
+
+def check_preservation(original: np.ndarray, result: np.ndarray,
+                       product: np.ndarray | None, fill_bgr: tuple[int, int, int] | None,
+                       rules: GateRules) -> GateVerdict:
+    """Compare ``result`` with ``original`` (BGR uint8, any sizes) on the product.
+
+    ``product`` is the product's alpha (0..1, any size) in the original when known;
+    ``fill_bgr`` the colour a background replacement fills with (None: no replacement
+    was planned, so no pixel may become a flat fill).
+    """
+    before, after = common_scale(original, result)
+    shape = before.shape[:2]
+    region = np.ones(shape, bool)
+    if product is not None:
+        region = cv2.resize(product.astype(np.float32), (shape[1], shape[0]),
+                            interpolation=cv2.INTER_LINEAR) > 0.5
+        if region.mean() < 0.01:
+            region = np.ones(shape, bool)
+    measures: dict[str, float] = {}
+    reasons: list[str] = []
+
+    removed = np.zeros(shape, bool)
+    if fill_bgr is not None:
+        fill = np.asarray(fill_bgr, np.int16)
+        near_fill_after = np.abs(after.astype(np.int16) - fill).max(axis=2) <= 12
+        far_from_fill_before = np.abs(before.astype(np.int16) - fill).max(axis=2) > 30
+        removed = near_fill_after & far_from_fill_before
+        measures["replaced_share"] = round(float(removed.mean()), 4)
+        if product is not None:
+            core = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            lost = float((removed & core).sum() / max(1, core.sum()))
+            measures["product_lost"] = round(lost, 4)
+            if lost > rules.max_product_lost:
+                reasons.append(f"product cut: {lost:.1%} of the product's pixels were "
+                               f"replaced by the fill colour")
+        if removed.mean() > 0.002:
+            unsupported = _unsupported_outline(before, after, removed, fill, rules)
+            measures["unsupported_outline"] = round(unsupported, 4)
+            if unsupported > rules.max_unsupported_cut:
+                reasons.append(f"product cut: {unsupported:.0%} of the new outline runs "
+                               f"through uniform colour, not along an edge")
+
+    keep = region & ~cv2.dilate(removed.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    if keep.sum() < 64:
+        keep = ~removed
+    gray_before = cv2.cvtColor(before, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gray_after = cv2.cvtColor(after, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    texture_before = _local_rms(_high_pass(gray_before), 2.0)
+    texture_after = _local_rms(_high_pass(gray_after), 2.0)
+    plain = (texture_before < 2.0) & keep
+    new_texture = (texture_after - texture_before) > rules.blotch_level
+    edges = cv2.Canny(gray_before.astype(np.uint8), 40, 120)
+    near_edge = cv2.dilate(edges, np.ones((9, 9), np.uint8)) > 0
+    plain_far, plain_near = plain & ~near_edge, plain & near_edge
+    if plain_far.sum() >= 64:
+        blotch = float((new_texture & plain_far).sum() / plain_far.sum())
+        measures["blotch"] = round(blotch, 4)
+        if blotch > rules.max_blotch:
+            reasons.append(f"blotches: {blotch:.0%} of the plain areas got new texture")
+    if plain_near.sum() >= 64:
+        ringing = float((new_texture & plain_near).sum() / plain_near.sum())
+        measures["ringing"] = round(ringing, 4)
+        if ringing > rules.max_ringing:
+            reasons.append(f"halos: {ringing:.0%} of the plain band along edges got new "
+                           f"texture")
+
+    lab_before = cv2.cvtColor(before, cv2.COLOR_BGR2LAB).astype(np.float32)[keep]
+    lab_after = cv2.cvtColor(after, cv2.COLOR_BGR2LAB).astype(np.float32)[keep]
+    if len(lab_before):
+        shift = float(np.linalg.norm(lab_after[:, 1:].mean(axis=0)
+                                     - lab_before[:, 1:].mean(axis=0)))
+        measures["color_shift"] = round(shift, 2)
+        if shift > rules.max_color_shift:
+            reasons.append(f"colour cast: the product's mean colour moved by {shift:.1f} "
+                           f"(Lab a*b*)")
+    return GateVerdict(not reasons, reasons, measures)
+
+
+def _unsupported_outline(before: np.ndarray, after: np.ndarray, removed: np.ndarray,
+                         fill: np.ndarray, rules: GateRules) -> float:
+    """Share of the kept side of a replacement's outline with no colour edge across it."""
+    kept = ~removed & (np.abs(after.astype(np.int16) - fill).max(axis=2) > 12)
+    ring = cv2.dilate(removed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    outline = kept & ring
+    if outline.sum() < 16:
+        return 0.0
+    lab = cv2.cvtColor(before, cv2.COLOR_BGR2LAB).astype(np.float32)
+    window = (7, 7)
+
+    def side_mean(side: np.ndarray) -> np.ndarray:
+        weight = cv2.boxFilter(side.astype(np.float32), -1, window, normalize=False)
+        total = cv2.boxFilter(lab * side[..., None], -1, window, normalize=False)
+        return total / np.maximum(weight, 1.0)[..., None]
+
+    inside = cv2.erode(kept.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    outside = cv2.erode(removed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    contrast = np.linalg.norm(side_mean(inside) - side_mean(outside), axis=2)
+    has_both = (cv2.boxFilter(inside.astype(np.float32), -1, window) > 0) & (
+        cv2.boxFilter(outside.astype(np.float32), -1, window) > 0)
+    measured = outline & has_both
+    if measured.sum() < 16:
+        return 0.0
+    return float((contrast[measured] < rules.cut_contrast).mean())

