@@ -58,14 +58,67 @@ def laplacian_variance(gray: np.ndarray) -> float:
 
 
 def noise_sigma(gray: np.ndarray) -> float:
-    """Donoho's MAD estimate of Gaussian noise sigma from the Haar HH band."""
-    h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
-    g = gray[:h, :w].astype(np.float32)
-    hh = np.abs(g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]).ravel() * 0.5
-    if hh.size == 0:
+    """Sigma of additive noise in gray levels: Immerkaer's residual on the flattest pixels.
+
+    The residual is the 3x3 kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] (zero on any locally
+    planar patch, 6 sigma for white Gaussian noise). It is read only on the 10% of usable
+    pixels whose Sobel magnitude, maxed over the 3x3 neighbourhood, is lowest: dilating the
+    gradient also drops thin lines and dots (a Sobel is blind at their centre, the residual
+    is not), so print, weave and backdrop texture barely move the estimate. The median of
+    |residual| there (from its histogram, interpolated within the integer bin) gives
+    sigma = median / (0.6745 * 6), times 1.03 for the bias of choosing pixels by a gradient
+    that shares neighbours with the residual (calibrated on pure Gaussian noise).
+
+    Why this one (measured on real seller JPEGs with Gaussian noise added and re-saved):
+    Donoho's median of the Haar HH band and the median over 8x8 blocks read 0 or far too
+    low once JPEG has zeroed the finest band; Immerkaer over all pixels or with a plain
+    Sobel mask, and coarser residuals, read texture as noise; a mean instead of the median
+    tracks q70-80 JPEGs a little closer but lets texture through. It reads close to the
+    added sigma when JPEG keeps the noise (q90-95), below it at q70-80 (JPEG removes the
+    finest noise and only that is seen here), and never exactly 0 on a real JPEG (when more
+    than half of the flattest pixels are perfectly flat it reports about 0.06).
+
+    Pixels at 0 or 255 (clipped noise) and the 1-px border are left out. Cost: a few
+    OpenCV passes and two 256-bin histograms, no sort (about 2 ms at 1024x768, one core).
+    """
+    if gray.ndim != 2:
+        raise ValueError(f"noise_sigma expects a 2-D gray image, got shape {gray.shape}")
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
         return 0.0
-    middle = hh.size // 2
-    return float(np.partition(hh, middle)[middle] / 0.6745)
+    gray = np.ascontiguousarray(gray)
+    second = np.array([1.0, -2.0, 1.0], np.float32)
+    residual = cv2.convertScaleAbs(cv2.sepFilter2D(gray, cv2.CV_16S, second, second))
+    gradient = cv2.add(cv2.convertScaleAbs(cv2.Sobel(gray, cv2.CV_16S, 1, 0)),
+                       cv2.convertScaleAbs(cv2.Sobel(gray, cv2.CV_16S, 0, 1)))
+    gradient = cv2.dilate(gradient, np.ones((3, 3), np.uint8))
+    usable = cv2.inRange(gray, 1, 254)
+    usable[0, :] = usable[-1, :] = 0
+    usable[:, 0] = usable[:, -1] = 0
+    # The gradient level below which 10% of usable pixels lie, from every other row.
+    counts = np.cumsum(cv2.calcHist([gradient[1::2]], [0], usable[1::2], [256], [0, 256]).ravel())
+    if counts[-1] == 0:
+        return 0.0
+    flattest = int(np.searchsorted(counts, 0.10 * counts[-1]))
+    mask = cv2.bitwise_and(cv2.inRange(gradient, 0, flattest), usable)
+    hist = np.bincount(residual[mask > 0], minlength=256)
+    if hist.sum() == 0:
+        return 0.0
+    return _histogram_median(hist) / (0.6745 * 6.0) * 1.03
+
+
+def _histogram_median(hist: np.ndarray) -> float:
+    """Median of non-negative integer samples from their histogram, interpolated in its bin.
+
+    Bin k holds [k - 0.5, k + 0.5), bin 0 only [0, 0.5).
+    """
+    counts = np.cumsum(hist)
+    half = 0.5 * counts[-1]
+    k = int(np.searchsorted(counts, half))
+    below = counts[k - 1] if k else 0.0
+    share = (half - below) / hist[k]
+    return float(0.5 * share if k == 0 else k - 0.5 + share)
 
 
 def gray_percentile(gray: np.ndarray, q: float) -> float:

@@ -28,7 +28,7 @@ COMMON_SIDE = 512
 @dataclass(frozen=True)
 class GateRules:
     max_product_lost: float = 0.005   # share of the product turned into the fill colour
-    max_unsupported_cut: float = 0.3  # share of a new outline through uniform colour
+    max_unsupported_cut: float = 0.15  # share of a new outline through uniform colour
     cut_contrast: float = 10.0        # Lab distance across an outline that is a real edge
     blotch_level: float = 3.0         # gray levels of new local texture that count
     max_blotch: float = 0.05          # share of the plain product area with new texture
@@ -124,8 +124,11 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
     gray_after = cv2.cvtColor(after, cv2.COLOR_BGR2GRAY).astype(np.float32)
     texture_before = _local_rms(_high_pass(gray_before), 2.0)
     texture_after = _local_rms(_high_pass(gray_after), 2.0)
+    # Brightening scales texture with the tone: expect the local gain, flag what is new.
+    gain = ((cv2.GaussianBlur(gray_after, (0, 0), 8.0) + 8.0)
+            / (cv2.GaussianBlur(gray_before, (0, 0), 8.0) + 8.0))
     plain = (texture_before < 2.0) & keep
-    new_texture = (texture_after - texture_before) > rules.blotch_level
+    new_texture = (texture_after - texture_before * gain) > rules.blotch_level
     edges = cv2.Canny(gray_before.astype(np.uint8), 40, 120)
     near_edge = cv2.dilate(edges, np.ones((9, 9), np.uint8)) > 0
     plain_far, plain_near = plain & ~near_edge, plain & near_edge

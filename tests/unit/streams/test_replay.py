@@ -132,15 +132,15 @@ def test_invalid_messages_are_recognised_not_raised():
 
 
 def test_replay_requests_are_valid_and_deterministic(profile):
-    first = replay_request(UPLOADED, profile, "imgstream-replay-default-1.0.0")
+    first = replay_request(UPLOADED, profile, f"imgstream-replay-default-{profile.version}")
     again = replay_request(UPLOADED, profile, "another-group")
     assert first.event_id == again.event_id == deterministic_id(
-        "ReplayRequested", UPLOADED["image_id"], "default", "1.0.0")
-    assert first.profile == {"name": "default", "version": "1.0.0"}
+        "ReplayRequested", UPLOADED["image_id"], "default", profile.version)
+    assert first.profile == {"name": "default", "version": profile.version}
     assert first.uploaded == UPLOADED and first.image_id == UPLOADED["image_id"]
     schemas.validate_event("replay_requested", json.loads(first.to_json()))
     assert job_id(UPLOADED["image_id"], profile) == deterministic_id(
-        "job", UPLOADED["image_id"], "default", "1.0.0")
+        "job", UPLOADED["image_id"], "default", profile.version)
 
 
 # ---------------------------------------------------------------- comparisons

@@ -1,0 +1,118 @@
+"""The content gate and the honest after-score (pure)."""
+
+import io
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from imaging.assessment import assess_quality
+from imaging.ops import apply_operation
+from imaging.preservation import GateRules, check_preservation
+from imaging.publishing import publish
+from imaging.samples import render_product_scene_with_mask
+from profiles import load_profile
+
+PROFILE = load_profile("default")
+RULES = GateRules()
+WHITE = (255, 255, 255)
+
+
+def _scene(backdrop="grey", product="tshirt"):
+    return render_product_scene_with_mask(np.random.default_rng(9), product=product,
+                                          background=backdrop, width=480, height=360)
+
+
+def _jpeg(bgr, quality=92):
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def test_a_clean_background_replacement_passes():
+    scene, truth = _scene()
+    result = (scene * truth[..., None] + 255 * (1 - truth[..., None])).astype(np.uint8)
+    verdict = check_preservation(scene, result, truth, WHITE, RULES)
+    assert verdict.passed, verdict.reasons
+
+
+def test_a_replacement_that_cuts_off_part_of_the_product_is_refused():
+    scene, truth = _scene()
+    cut = truth.copy()
+    ys, xs = np.nonzero(truth > 0.5)
+    cut[:, : xs.min() + (xs.max() - xs.min()) // 4] = 0  # a sleeve gone
+    result = (scene * cut[..., None] + 255 * (1 - cut[..., None])).astype(np.uint8)
+    verdict = check_preservation(scene, result, truth, WHITE, RULES)
+    assert not verdict.passed
+    assert any(r.startswith("product cut") for r in verdict.reasons)
+    # also without knowing the product: the new outline runs through the garment
+    blind = check_preservation(scene, result, None, WHITE, RULES)
+    assert not blind.passed and "uniform colour" in blind.reason
+
+
+def test_a_mild_enhancement_passes_and_blotches_or_a_colour_cast_do_not():
+    scene, truth = _scene("grey")
+    sharpened = apply_operation("sharpen", scene, {"amount": 0.6, "radius": 1.2})
+    assert check_preservation(scene, sharpened, None, None, RULES).passed
+    rng = np.random.default_rng(1)
+    blotchy = cv2.resize(rng.normal(0, 12, (36, 48)).astype(np.float32), (480, 360))
+    blotched = np.clip(scene + blotchy[..., None], 0, 255).astype(np.uint8)
+    verdict = check_preservation(scene, blotched, None, None, RULES)
+    assert not verdict.passed and "blotches" in verdict.reason
+    cast = np.clip(scene.astype(int) + (0, 0, 25), 0, 255).astype(np.uint8)  # redder
+    verdict = check_preservation(scene, cast, None, None, RULES)
+    assert not verdict.passed and "colour cast" in verdict.reason
+
+
+def test_brightening_a_dark_photo_is_not_called_blotchy():
+    scene, _ = _scene("grey")
+    dark = (scene * 0.35).astype(np.uint8)
+    restored = apply_operation("brightness", dark, {"target": 128.0,
+                                                    "current": float(dark.mean())})
+    assert check_preservation(dark, restored, None, None, RULES).passed
+
+
+@pytest.mark.parametrize("short_side", [300, 500])
+def test_upscaling_alone_never_raises_a_score_or_tier(short_side):
+    scene, _ = _scene("white", "mug")
+    small = cv2.resize(scene, (round(short_side * 4 / 3), short_side),
+                       interpolation=cv2.INTER_AREA)
+    before = assess_quality(_jpeg(small), PROFILE)
+    big = apply_operation("upscale", small, {"short_side": 1000, "max_scale": 4.0})
+    after = assess_quality(_jpeg(big), PROFILE, source_size=(small.shape[1], small.shape[0]))
+    assert after.judgement.scores["resolution"] <= before.judgement.scores["resolution"]
+    assert after.judgement.overall_score <= before.judgement.overall_score + 1.0
+    order = ["poor", "good", "excellent"]
+    assert order.index(after.judgement.tier) <= order.index(before.judgement.tier)
+    naive = assess_quality(_jpeg(big), PROFILE)  # what the old judge credited
+    assert naive.judgement.scores["resolution"] > after.judgement.scores["resolution"]
+
+
+def _with_gps_and_zip(bgr) -> bytes:
+    image = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.0)  # GPSLatitude
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=93, exif=exif)
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        archive.writestr("secret.txt", "hidden")
+    return buffer.getvalue() + payload.getvalue()
+
+
+@pytest.mark.parametrize("excellent", [True, False])
+def test_no_metadata_or_trailing_bytes_in_any_published_file(excellent):
+    scene, _ = _scene("white", "mug")
+    data = _with_gps_and_zip(scene)
+    enhanced = None if excellent else _jpeg(apply_operation("sharpen", scene, {}), 95)
+    publication = publish(data, enhanced, 0.0 if not excellent else 100.0, PROFILE,
+                          [{"operation": "sharpen", "success": True}])
+    for rendition in publication.renditions:
+        assert b"Exif" not in rendition.data and b"PhoneMaker" not in rendition.data
+        assert b"PK\x03\x04" not in rendition.data
+        with Image.open(io.BytesIO(rendition.data)) as image:
+            assert not image.getexif()
+            image.load()
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(io.BytesIO(rendition.data))
