@@ -39,7 +39,7 @@ def test_a_clean_background_replacement_passes():
 def test_a_replacement_that_cuts_off_part_of_the_product_is_refused():
     scene, truth = _scene()
     cut = truth.copy()
-    ys, xs = np.nonzero(truth > 0.5)
+    _ys, xs = np.nonzero(truth > 0.5)
     cut[:, : xs.min() + (xs.max() - xs.min()) // 4] = 0  # a sleeve gone
     result = (scene * cut[..., None] + 255 * (1 - cut[..., None])).astype(np.uint8)
     verdict = check_preservation(scene, result, truth, WHITE, RULES)
@@ -51,7 +51,7 @@ def test_a_replacement_that_cuts_off_part_of_the_product_is_refused():
 
 
 def test_a_mild_enhancement_passes_and_blotches_or_a_colour_cast_do_not():
-    scene, truth = _scene("grey")
+    scene, _truth = _scene("grey")
     sharpened = apply_operation("sharpen", scene, {"amount": 0.6, "radius": 1.2})
     assert check_preservation(scene, sharpened, None, None, RULES).passed
     rng = np.random.default_rng(1)
@@ -59,7 +59,7 @@ def test_a_mild_enhancement_passes_and_blotches_or_a_colour_cast_do_not():
     blotched = np.clip(scene + blotchy[..., None], 0, 255).astype(np.uint8)
     verdict = check_preservation(scene, blotched, None, None, RULES)
     assert not verdict.passed and "blotches" in verdict.reason
-    cast = np.clip(scene.astype(int) + (0, 0, 25), 0, 255).astype(np.uint8)  # redder
+    cast = np.clip(scene.astype(int) + np.array([0, 0, 25]), 0, 255).astype(np.uint8)  # redder
     verdict = check_preservation(scene, cast, None, None, RULES)
     assert not verdict.passed and "colour cast" in verdict.reason
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from schemas.compat import released_documents
-
 import schemas
+from schemas.compat import released_documents
 from streams.errors import SchemaViolation
 from streams.records import ALL_EVENTS, DeadLetter, ImageUploaded, deterministic_id
 from streams.topics import TOPIC_SPECS
