@@ -69,14 +69,17 @@ def noise_sigma(gray: np.ndarray) -> float:
     sigma = median / (0.6745 * 6), times 1.03 for the bias of choosing pixels by a gradient
     that shares neighbours with the residual (calibrated on pure Gaussian noise).
 
-    Why this one (measured on real seller JPEGs with Gaussian noise added and re-saved):
-    Donoho's median of the Haar HH band and the median over 8x8 blocks read 0 or far too
-    low once JPEG has zeroed the finest band; Immerkaer over all pixels or with a plain
-    Sobel mask, and coarser residuals, read texture as noise; a mean instead of the median
-    tracks q70-80 JPEGs a little closer but lets texture through. It reads close to the
-    added sigma when JPEG keeps the noise (q90-95), below it at q70-80 (JPEG removes the
-    finest noise and only that is seen here), and never exactly 0 on a real JPEG (when more
-    than half of the flattest pixels are perfectly flat it reports about 0.06).
+    Why this one (chosen on seller JPEGs with Gaussian noise added and saved again at
+    q70-95): Donoho's median of the Haar HH band reads exactly 0 on a third of clean JPEGs
+    (JPEG zeroes that band), reads busy prints as noise and is not monotone in the noise;
+    a low percentile of 8x8-block residuals reads far too low once JPEG has flattened the
+    flat blocks; Immerkaer over all pixels, with an undilated Sobel mask, or with a coarser
+    residual reads texture as noise; the mean instead of the median tracks q70-80 a little
+    closer but lets twice as much texture through and is exactly 0 on some clean JPEGs.
+    This one reads close to the added sigma where JPEG keeps the noise (q90-95), below it
+    at q70-80 (JPEG removes the finest noise, the only part seen here), rises with the
+    noise, and is never exactly 0 on a real JPEG (when more than half of the flattest pixels
+    are perfectly flat it reports about 0.06).
 
     Pixels at 0 or 255 (clipped noise) and the 1-px border are left out. Cost: a few
     OpenCV passes and two 256-bin histograms, no sort (under 2 ms at 1024x768, one core).

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from imaging.samples import generate_sample_batch
 from infra.namespace import namespace_env, namespaced
 from infra.workers import WorkerProcess, start_worker
+from profiles import load_profile
 from streams.settings import Settings
 from streams.topics import TOPIC_SPECS
 from tests.conftest import API_KEY, MEASURED, _drop_namespace, run_query
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.e2e
 WORKER_PORT = 16180
 EMULATOR_PORT = 16181
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_VERSION = load_profile("default").version
 STRICT = {"name": "strict", "version": "1.0.0-strict", "excellent": 87.0, "good": 70.0}
 LENIENT = {"name": "lenient", "version": "1.0.0-lenient", "excellent": 75.0, "good": 55.0}
 
@@ -51,7 +53,7 @@ def write_profile(folder: Path, spec: dict) -> None:
     """profiles/default.toml with another name, version and tier thresholds."""
     text = (ROOT / "profiles" / "default.toml").read_text()
     replaced = {'name = "default"': f'name = "{spec["name"]}"',
-                'version = "1.0.0"': f'version = "{spec["version"]}"',
+                f'version = "{DEFAULT_VERSION}"': f'version = "{spec["version"]}"',
                 "excellent = 80.0 ": f"excellent = {spec['excellent']} ",
                 "good = 60.0 ": f"good = {spec['good']} "}
     for old, new in replaced.items():
@@ -184,7 +186,7 @@ def catalog(stack, tmp_path_factory):
 
 def test_dry_run_projects_then_replay_records_the_same_moves_without_starving_live_work(
         catalog):
-    default = {"name": "default", "version": "1.0.0"}
+    default = {"name": "default", "version": DEFAULT_VERSION}
     default_tiers = catalog.tiers(default)
     assert len(default_tiers) == 12
     received_before = catalog.emulator.stats()["totals"]["received"]
@@ -241,7 +243,7 @@ def test_dry_run_projects_then_replay_records_the_same_moves_without_starving_li
     ids = tuple(catalog.ids)
     jobs = catalog.query(f"SELECT image_id, profile_version, status FROM enhancement_jobs"
                          f" WHERE image_id IN ({marks})", ids)
-    for version in ("1.0.0", STRICT["version"]):
+    for version in (DEFAULT_VERSION, STRICT["version"]):
         rows = [j for j in jobs if j["profile_version"] == version]
         assert {j["image_id"] for j in rows} == set(ids), version
         assert {j["status"] for j in rows} <= {"completed", "skipped"}
@@ -262,7 +264,7 @@ def test_dry_run_projects_then_replay_records_the_same_moves_without_starving_li
     live_versions = catalog.query("SELECT DISTINCT current_profile_version AS v FROM"
                                   " product_images WHERE seller_id = %s",
                                   (f"live-{catalog.run}",))
-    assert [r["v"] for r in live_versions] == ["1.0.0"]
+    assert [r["v"] for r in live_versions] == [DEFAULT_VERSION]
 
     # The same replay again: nothing to do, nothing sent, nothing paid, no new rows.
     def counts() -> tuple:

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 import schemas
 from imaging.samples import generate_sample_batch
+from profiles import load_profile
 from streams.records import ImageUploaded, deterministic_id
 from streams.topics import TOPIC_SPECS
 from tests.integration.test_ingest_api import upload
@@ -73,7 +74,7 @@ def test_uploads_are_assessed_recorded_and_redelivery_is_harmless(worker, stack,
     by_image = {e["image_id"]: e for e in events}
     for event in events:
         schemas.validate_event("quality_assessed", event)
-        assert event["profile"] == {"name": "default", "version": "1.0.0"}
+        assert event["profile"] == {"name": "default", "version": load_profile("default").version}
     sharp, blurred, dark = (by_image[ids[n]] for n in chosen)
     assert "blurry" in blurred["issues"] and "blurry" not in sharp["issues"]
     assert "underexposed" in dark["issues"]
