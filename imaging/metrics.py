@@ -7,10 +7,9 @@ Definitions (gray = BT.601 luma of the working copy, 0-255):
 * contrast: standard deviation of gray.
   (Subject-aware, both are taken on the product's own pixels when the backdrop model
   gives a mask, on the subject box otherwise.)
-* noise: Donoho's robust estimator, median(|HH|) / 0.6745 over the finest diagonal Haar
-  wavelet band, in gray levels. Unlike the MAD of the Laplacian it estimates the sigma of
-  additive noise directly and is barely moved by edges (they are sparse in HH, and the
-  median ignores them); it needs no full sort (selection via np.partition).
+* noise: sigma of additive noise in gray levels, from Immerkær's 3x3 residual read on the
+  flattest 10% of pixels (median via a histogram; see ``noise_sigma``). It works on JPEGs,
+  where the finest wavelet band the seed's MAD estimators read is quantised to zero.
 * brisque: BRISQUE with the LIVE-trained model (imaging.brisque), 0 best .. 100 worst;
   None for a flat or tiny image (its naturalness sub-score is then left out).
 * background_complexity: Canny edge density outside the subject divided by the profile's
