@@ -57,6 +57,7 @@ from imaging.samples import (  # noqa: E402
     blur,
     darken,
     downscale,
+    generate_sample_batch,
     render_product_scene_with_mask,
 )
 from imaging.segmentation import _cache as mask_cache  # noqa: E402
@@ -182,6 +183,17 @@ def one_scene(index: int) -> dict:
     return {"scene": f"{product}/{backdrop}", "declined": None, "keep": keep, "iou": iou}
 
 
+def one_sample(sample) -> dict:
+    """Tiers before and after for one photo of the generated demo batch."""
+    profile, catalog = load_profile("default"), load_catalog()
+    cv2.setNumThreads(1)
+    result = process_locally(sample.data, profile, catalog)
+    return {"name": sample.name, "before": result.before.judgement.tier,
+            "after": result.publication.after.judgement.tier,
+            "score_before": result.before.judgement.overall_score,
+            "kept": result.publication.reason}
+
+
 def sheet(rows: list[dict], path: Path, title: str) -> None:
     tiles = []
     for row in rows:
@@ -243,6 +255,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.processes) as pool:
         rows = list(pool.map(one_photo, files))
         scenes = list(pool.map(one_scene, range(args.generated)))
+        samples = list(pool.map(one_sample, generate_sample_batch(7, args.generated)))
 
     n = len(rows)
     tiers_before = collections.Counter(r["tier_before"] for r in rows)
@@ -302,6 +315,10 @@ def main() -> None:
         "mask_iou_mean": round(statistics.mean(s["iou"] for s in replaced_scenes), 4)
         if replaced_scenes else None,
         "generated": len(scenes),
+        "generated_tiers_before": {t: sum(x["before"] == t for x in samples) for t in TIERS},
+        "generated_tiers_after": {t: sum(x["after"] == t for x in samples) for t in TIERS},
+        "generated_tier_examples": {x["name"]: f"{x['before']} -> {x['after']}"
+                                    for x in samples[:12]},
         "generated_refused": dict(collections.Counter(s["declined"] for s in scenes
                                                       if s["declined"])),
         "sheets_dir": str(sheets),
@@ -329,6 +346,9 @@ def main() -> None:
     print(f"generated scenes: {len(replaced_scenes)} replaced, refused "
           f"{summary['generated_refused']}; keep >= 99% of product pixels: "
           f"{summary['mask_keep99_share']:.0%}; mean IoU {summary['mask_iou_mean']}")
+    print(f"generated sample batch tiers before {summary['generated_tiers_before']}  after "
+          f"{summary['generated_tiers_after']}: " + ", ".join(
+              f"{k} {v}" for k, v in summary["generated_tier_examples"].items()))
     print(f"contact sheets: {sheets}")
     if args.json:
         print(json.dumps(summary, sort_keys=True))

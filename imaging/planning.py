@@ -6,7 +6,8 @@ The seed design's tree, every number from the profile:
 * noise above ``denoise_above`` -> denoise with the measured sigma;
 * brightness deviation > ``ai_lighting_deviation_above`` -> AI lighting, else above
   ``lighting_deviation_above`` -> local HSV correction toward the target;
-* always contrast (CLAHE on luminance);
+* contrast (CLAHE on luminance) when the product's contrast is below ``contrast_below``
+  (the seed ran it always; on photos with fine contrast it only added grit);
 * background complexity above ``background_cleanup_above`` -> replace the background
   with the product's own mask (the step itself leaves the background alone when the mask
   is not trusted); AI background removal only where the local step is expected to fail:
@@ -15,7 +16,10 @@ The seed design's tree, every number from the profile:
 * short side < ``upscale_below`` -> Lanczos to the target short side; AI upscale only
   when the short side is below ``ai_upscale_short_side_below`` and blur below
   ``ai_upscale_blur_below``;
-* always sharpen, last.
+* deblur (a deconvolution sized to the blur the photo shows; nothing on a sharp photo)
+  when blur (variance of the Laplacian) is below ``deblur_blur_below``, before contrast
+  and any upscale; it replaces the seed's "always sharpen, last", which amplified the
+  interpolation and put grit on photos that did not need it.
 
 An AI step names its model and estimated price (model catalog). When the AI path cannot
 take it (AI disabled, or later the day's budget is exhausted: :func:`downgrade_ai_steps`),
@@ -82,7 +86,12 @@ def plan_enhancement(metrics: dict[str, Any], tier: str,
         model = r.models.lighting if deviation > r.ai_lighting_deviation_above else None
         wanted.append(("brightness", {"target": t.brightness,
                                       "current": round(metrics["brightness"], 2)}, model or None))
-    wanted.append(("contrast", {"clip_limit": e.clahe_clip_limit}, None))
+    if metrics["blur"] < r.deblur_blur_below:
+        # Measures the photo's own blur and deconvolves it (nothing on a sharp photo);
+        # before contrast, which would otherwise amplify the blur's soft gradients.
+        wanted.append(("deblur", {"sigma": 0.0, "strength": 1.0}, None))
+    if metrics["contrast"] < r.contrast_below:
+        wanted.append(("contrast", {"clip_limit": e.clahe_clip_limit}, None))
     complexity = metrics["background_complexity"]
     if complexity > r.background_cleanup_above:
         local_fails = (isinstance(mask, dict) and not mask.get("confident", True)
@@ -98,7 +107,6 @@ def plan_enhancement(metrics: dict[str, Any], tier: str,
                  and metrics["blur"] < r.ai_upscale_blur_below else None)
         wanted.append(("upscale", {"short_side": t.short_side,
                                    "max_scale": e.upscale_max_scale}, model or None))
-    wanted.append(("sharpen", {"amount": e.sharpen_amount, "radius": e.sharpen_radius}, None))
 
     steps = []
     for order, (operation, params, model) in enumerate(wanted):

@@ -104,7 +104,7 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
         removed = near_fill_after & far_from_fill_before
         measures["replaced_share"] = round(float(removed.mean()), 4)
         if product is not None:
-            core = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            core = cv2.erode(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
             lost = float((removed & core).sum() / max(1, core.sum()))
             measures["product_lost"] = round(lost, 4)
             if lost > rules.max_product_lost:
@@ -158,26 +158,29 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
 
 def _unsupported_outline(before: np.ndarray, after: np.ndarray, removed: np.ndarray,
                          fill: np.ndarray, rules: GateRules) -> float:
-    """Share of the kept side of a replacement's outline with no colour edge across it."""
+    """Share of a replacement's outline with no colour edge across it in the original.
+
+    The two sides are compared a few pixels away from the outline (the matte keeps a thin
+    rim of backdrop on purpose, and the soft band is neither side).
+    """
     kept = ~removed & (np.abs(after.astype(np.int16) - fill).max(axis=2) > 12)
     ring = cv2.dilate(removed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     outline = kept & ring
     if outline.sum() < 16:
         return 0.0
     lab = cv2.cvtColor(before, cv2.COLOR_BGR2LAB).astype(np.float32)
-    window = (7, 7)
+    window = (15, 15)
 
-    def side_mean(side: np.ndarray) -> np.ndarray:
+    def side_mean(side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         weight = cv2.boxFilter(side.astype(np.float32), -1, window, normalize=False)
         total = cv2.boxFilter(lab * side[..., None], -1, window, normalize=False)
-        return total / np.maximum(weight, 1.0)[..., None]
+        return total / np.maximum(weight, 1.0)[..., None], weight
 
-    inside = cv2.erode(kept.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    outside = cv2.erode(removed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    contrast = np.linalg.norm(side_mean(inside) - side_mean(outside), axis=2)
-    has_both = (cv2.boxFilter(inside.astype(np.float32), -1, window) > 0) & (
-        cv2.boxFilter(outside.astype(np.float32), -1, window) > 0)
-    measured = outline & has_both
+    inside = cv2.erode(kept.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    outside = cv2.erode(removed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    (inner, inner_n), (outer, outer_n) = side_mean(inside), side_mean(outside)
+    contrast = np.linalg.norm(inner - outer, axis=2)
+    measured = outline & (inner_n > 0) & (outer_n > 0)
     if measured.sum() < 16:
         return 0.0
     return float((contrast[measured] < rules.cut_contrast).mean())

@@ -119,6 +119,8 @@ class Routing:
     lighting_deviation_above: float
     ai_lighting_deviation_above: float
     denoise_above: float
+    contrast_below: float
+    deblur_blur_below: float
     ai_background_reasons: list
     ai_upscale_short_side_below: float
     models: RoutingModels
@@ -142,6 +144,7 @@ class Outputs:
     jpeg_quality: int
     webp_quality: int
     min_improvement: float
+    upscaled_score_tolerance: float
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ An enhanced result is published only when it passes two checks, in this order:
    original at a common scale, the product is whole, its structure and colours kept;
 2. it scores better than the original by more than the profile's ``min_improvement``,
    judged honestly: measured at the original's size and credited with the original's
-   resolution, so interpolation and the pipeline's own moves earn nothing.
+   resolution, so interpolation and the pipeline's own moves earn nothing. An upscaled
+   result (listings need the size for zoom) only has to score no worse than the
+   original, within ``upscaled_score_tolerance``.
 
 Otherwise the original is published, with the reason. Every published file is a clean
 encode: orientation applied, metadata and trailing bytes gone; a kept JPEG original that
@@ -104,6 +106,11 @@ def publish_enhanced(enhanced: bytes, original: bytes, before_score: float,
                            source_size=(source.shape[1], source.shape[0]))
     score = after.judgement.overall_score
     if score > before_score + profile.outputs.min_improvement:
+        return Publication(renditions, after, False, None, gate)
+    # Listings need the larger size for zoom; interpolation is not credited, so an
+    # upscaled result is published unless the other steps made it worse.
+    upscaled = result.shape[0] * result.shape[1] > source.shape[0] * source.shape[1]
+    if upscaled and score >= before_score - profile.outputs.upscaled_score_tolerance:
         return Publication(renditions, after, False, None, gate)
     return Refusal(f"enhanced scored {score:.1f}, original {before_score:.1f}: "
                    f"published the original", gate)

@@ -23,6 +23,7 @@ import numpy as np
 from imaging.ops.background import background
 from imaging.ops.brightness import brightness
 from imaging.ops.clahe import contrast
+from imaging.ops.deblur import deblur
 from imaging.ops.denoise import denoise
 from imaging.ops.unsharp import sharpen
 from imaging.ops.upscale import upscale
@@ -37,6 +38,7 @@ _FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "brightness": brightness,
     "background": background,
     "upscale": upscale,
+    "deblur": deblur,
 }
 
 
@@ -125,6 +127,7 @@ __all__ = [
     "background",
     "brightness",
     "contrast",
+    "deblur",
     "denoise",
     "sharpen",
     "upscale",

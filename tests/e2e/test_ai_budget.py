@@ -39,14 +39,15 @@ PRODUCTS = ("mug", "box", "sneaker", "lamp", "bottle", "tshirt")
 
 
 def ai_eligible_photos(count: int, seed: int = 11) -> list[bytes]:
-    """Small cluttered photos (AI background removal) and blurred ones (AI upscale)."""
+    """Small, blurred photos on cluttered tables: too small for interpolation alone, so the
+    default profile plans a paid upscale (and, where the product mask is unsure on the
+    clutter, a paid background removal)."""
     rng = np.random.default_rng(seed)
     photos = []
     for i in range(count):
         bgr = render_product_scene(rng, product=PRODUCTS[i % 6],
-                                   background=("wood", "desk")[i % 2], width=480, height=360)
-        if i % 3 == 0:
-            bgr = cv2.GaussianBlur(bgr, (0, 0), 2.0)
+                                   background=("wood", "desk")[i % 2], width=400, height=300)
+        bgr = cv2.GaussianBlur(bgr, (0, 0), 1.5)
         photos.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     return photos
 

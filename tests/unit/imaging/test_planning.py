@@ -10,7 +10,7 @@ from streams.errors import ConfigurationError
 PROFILE = load_profile("default")
 CATALOG = load_catalog()
 CLEAN = dict(noise=0.5, brightness=128.0, brightness_deviation=0.0, background_complexity=0.05,
-             width=1200, height=1200, blur=500.0)
+             width=1200, height=1200, blur=500.0, contrast=50.0)
 
 
 def _ops(plan):
@@ -22,10 +22,16 @@ def test_excellent_photos_are_skipped():
     assert plan.skip and plan.steps == []
 
 
-def test_a_good_photo_gets_the_always_steps_only():
+def test_a_photo_that_needs_nothing_gets_nothing():
     plan = plan_enhancement(CLEAN, "good", None, PROFILE, CATALOG)
-    assert _ops(plan) == [("contrast", "local"), ("sharpen", "local")]
-    assert [s.order for s in plan.steps] == [0, 1]
+    assert plan.steps == [] and not plan.skip
+
+
+def test_deblur_and_contrast_only_where_measured_and_before_the_upscale():
+    metrics = {**CLEAN, "contrast": 20.0, "blur": 80.0, "width": 500, "height": 400}
+    plan = plan_enhancement(metrics, "poor", None, PROFILE, CATALOG)
+    assert _ops(plan) == [("deblur", "local"), ("contrast", "local"), ("upscale", "local")]
+    assert [s.order for s in plan.steps] == [0, 1, 2]
 
 
 UNSURE = {"box": [10, 20, 300, 400],
