@@ -42,10 +42,32 @@ def full_size_alpha(bgr: np.ndarray, alpha_small: np.ndarray) -> np.ndarray:
         guide = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / np.float32(255.0)
         radius = max(2, round(2 * scale))
         alpha = guided_filter(guide, alpha, radius, 1e-3)
-    # Solid inside and outside, soft only in a thin band, and biased towards the product:
-    # a little backdrop left at the edge is better than a sliver of product lost.
-    alpha = (alpha - np.float32(0.35)) * np.float32(1.5) + np.float32(0.5)
-    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    # Solid inside and outside, soft only in a thin band.
+    alpha = np.clip((alpha - np.float32(0.5)) * np.float32(1.5) + np.float32(0.5), 0.0, 1.0)
+    return _without_islands(alpha.astype(np.float32))
+
+
+def _without_islands(alpha: np.ndarray) -> np.ndarray:
+    """Drop faint alpha and pieces away from the product (tile grout, remnants on the fill).
+
+    The product is its largest solid piece and any other of at least a tenth of it (a
+    pair of shoes); alpha survives only near them.
+    """
+    height, width = alpha.shape
+    solid = (alpha > 0.5).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if count <= 1:
+        return alpha
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    floor = max(0.002 * height * width, 0.1 * float(areas.max()))
+    keep = [i + 1 for i, area in enumerate(areas) if area >= floor]
+    product = np.isin(labels, keep).astype(np.uint8)
+    radius = max(2, round(max(height, width) / 200))
+    near = cv2.dilate(product, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                         (2 * radius + 1, 2 * radius + 1)))
+    alpha = np.where(near > 0, alpha, np.float32(0.0))
+    alpha[alpha < 0.08] = 0.0
+    return alpha
 
 
 def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]

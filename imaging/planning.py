@@ -82,15 +82,18 @@ def plan_enhancement(metrics: dict[str, Any], tier: str,
     if metrics["noise"] > r.denoise_above:
         wanted.append(("denoise", {"sigma": round(metrics["noise"], 2)}, None))
     deviation = metrics["brightness_deviation"]
+    contrast = metrics["contrast"]
     if deviation > r.lighting_deviation_above:
         model = r.models.lighting if deviation > r.ai_lighting_deviation_above else None
         wanted.append(("brightness", {"target": t.brightness,
                                       "current": round(metrics["brightness"], 2)}, model or None))
+        # The exposure fix scales the gray spread with the tone: judge contrast after it.
+        contrast *= t.brightness / max(metrics["brightness"], 1.0)
     if metrics["blur"] < r.deblur_blur_below:
         # Measures the photo's own blur and deconvolves it (nothing on a sharp photo);
         # before contrast, which would otherwise amplify the blur's soft gradients.
         wanted.append(("deblur", {"sigma": 0.0, "strength": 1.0}, None))
-    if metrics["contrast"] < r.contrast_below:
+    if contrast < r.contrast_below:
         wanted.append(("contrast", {"clip_limit": e.clahe_clip_limit}, None))
     complexity = metrics["background_complexity"]
     if complexity > r.background_cleanup_above:

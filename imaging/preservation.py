@@ -12,7 +12,8 @@ Before finalize publishes a result it is compared with the original at a common 
 * **its structure changed**: texture appeared where the original was plain (blotches),
   or on the plain side of strong edges (halos, ringing); tone changes are allowed, so
   both are measured on the high-pass part of the difference;
-* **its colours shifted**: the mean chroma (Lab a*, b*) of the product moved.
+* **its colours shifted**: the product's mean chromaticity (each channel's share, which
+  brightening does not move) changed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class GateRules:
     blotch_level: float = 3.0         # gray levels of new local texture that count
     max_blotch: float = 0.05          # share of the plain product area with new texture
     max_ringing: float = 0.08         # share of the plain band along edges with new texture
-    max_color_shift: float = 6.0      # Lab a*b* distance of the product's mean colour
+    max_color_shift: float = 2.0      # chromaticity points the product's mean may move
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -144,15 +145,12 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
             reasons.append(f"halos: {ringing:.0%} of the plain band along edges got new "
                            f"texture")
 
-    lab_before = cv2.cvtColor(before, cv2.COLOR_BGR2LAB).astype(np.float32)[keep]
-    lab_after = cv2.cvtColor(after, cv2.COLOR_BGR2LAB).astype(np.float32)[keep]
-    if len(lab_before):
-        shift = float(np.linalg.norm(lab_after[:, 1:].mean(axis=0)
-                                     - lab_before[:, 1:].mean(axis=0)))
+    shift = _chromaticity_shift(before[keep], after[keep])
+    if shift is not None:
         measures["color_shift"] = round(shift, 2)
         if shift > rules.max_color_shift:
-            reasons.append(f"colour cast: the product's mean colour moved by {shift:.1f} "
-                           f"(Lab a*b*)")
+            reasons.append(f"colour cast: the product's mean chromaticity moved by "
+                           f"{shift:.1f} points")
     return GateVerdict(not reasons, reasons, measures)
 
 
@@ -184,3 +182,19 @@ def _unsupported_outline(before: np.ndarray, after: np.ndarray, removed: np.ndar
     if measured.sum() < 16:
         return 0.0
     return float((contrast[measured] < rules.cut_contrast).mean())
+
+
+def _chromaticity_shift(before: np.ndarray, after: np.ndarray) -> float | None:
+    """Distance (percentage points) between the mean rgb chromaticities of two pixel sets.
+
+    Chromaticity (each channel's share of the sum) does not move when a photo is
+    brightened or darkened, so restoring exposure is not a cast; tinting is.
+    """
+    if len(before) == 0:
+        return None
+
+    def mean_chromaticity(pixels: np.ndarray) -> np.ndarray:
+        values = pixels.astype(np.float32) + 1.0
+        return (values / values.sum(axis=1, keepdims=True)).mean(axis=0)
+
+    return float(np.linalg.norm(mean_chromaticity(after) - mean_chromaticity(before)) * 100)

