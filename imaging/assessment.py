@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from imaging.decoding import decode_image
-from imaging.metrics import QualityMetrics, measure
+from imaging.metrics import QualityMetrics, locate_product, measure
 from imaging.profile import Profile
 from imaging.scoring import Judgement, judge
+from imaging.subject import Subject
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,32 @@ class QualityReport:
                 for k, v in self.metrics.as_dict().items()}
 
 
+def working_copy(bgr: np.ndarray, profile: Profile) -> np.ndarray:
+    """``bgr`` at the profile's working size (the assessment's copy of a photo)."""
+    height, width = bgr.shape[:2]
+    factor = min(1.0, profile.assessment.working_max_side / max(height, width))
+    if factor == 1.0:
+        return bgr
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+
+
+def subject_of(bgr: np.ndarray, profile: Profile) -> Subject:
+    """Where the product is in a photo, as its assessment locates it (working size)."""
+    small = working_copy(bgr, profile)
+    return locate_product(small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), profile)
+
+
 def assess_quality(data: bytes, profile: Profile,
-                   source_size: tuple[int, int] | None = None) -> QualityReport:
+                   source_size: tuple[int, int] | None = None,
+                   source: np.ndarray | None = None) -> QualityReport:
     """Decode at the profile's working resolution, measure, and judge one photo.
 
     ``source_size`` (width, height) makes the judgement honest about detail: a result
     made from a smaller source is measured at the source's size (downscaled to it) and
-    credited with the source's resolution, so interpolated pixels earn nothing.
+    credited with the source's resolution, so interpolated pixels earn nothing. ``source``
+    (the original's pixels) makes the product's region the one the original was judged
+    on, so a replaced background or a sharper backdrop does not move it.
     """
     started = time.perf_counter()
     decoded = decode_image(data, profile.assessment.working_max_side)
@@ -49,8 +70,13 @@ def assess_quality(data: bytes, profile: Profile,
             # penalise every upscale for the round trip, not for anything it did).
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LANCZOS4)
         scale = factor
+    fixed = None
+    if source is not None:
+        frame = working_copy(source, profile)
+        fixed = subject_of(frame, profile).resized((frame.shape[1], frame.shape[0]),
+                                                   (bgr.shape[1], bgr.shape[0]))
     metrics, subject = measure(bgr, profile, original_width=width, original_height=height,
-                               file_size_bytes=len(data))
+                               file_size_bytes=len(data), subject=fixed)
     judgement = judge(metrics, profile)
     to_original = 1.0 / scale
     subject_info = {

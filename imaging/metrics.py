@@ -56,7 +56,7 @@ def laplacian_variance(gray: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
-def noise_sigma(gray: np.ndarray) -> float:
+def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None) -> float:
     """Sigma of additive noise in gray levels: Immerkaer's residual on the flattest pixels.
 
     The residual is the 3x3 kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] (zero on any locally
@@ -80,7 +80,8 @@ def noise_sigma(gray: np.ndarray) -> float:
     noise, and is never exactly 0 on a real JPEG (when more than half of the flattest pixels
     are perfectly flat it reports about 0.06).
 
-    Pixels at 0 or 255 (clipped noise) and the 1-px border are left out. Cost: a few
+    Pixels at 0 or 255 (clipped noise), outside ``region`` (a boolean mask, when given) and
+    the 1-px border are left out. Cost: a few
     OpenCV passes and two 256-bin histograms, no sort (under 2 ms at 1024x768, one core).
     """
     if gray.ndim != 2:
@@ -96,6 +97,8 @@ def noise_sigma(gray: np.ndarray) -> float:
                        cv2.convertScaleAbs(cv2.Sobel(gray, cv2.CV_16S, 0, 1)))
     gradient = cv2.dilate(gradient, np.ones((3, 3), np.uint8))
     usable = cv2.inRange(gray, 1, 254)
+    if region is not None:
+        usable[~region] = 0
     usable[0, :] = usable[-1, :] = 0
     usable[:, 0] = usable[:, -1] = 0
     # Both histograms are taken on every other row: plenty of samples, half the cost.
@@ -166,6 +169,30 @@ def background_region(subject: Subject, shape: tuple[int, int]) -> np.ndarray:
     return region
 
 
+def _product_region(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
+    """The product and a few pixels around it, when its mask is known.
+
+    Noise is the product's: a plain fill around it (a replaced background) is flat and
+    clipped, and would leave only the product's edges among the flattest pixels.
+    """
+    if subject.mask is None or subject.mask.mean() < 0.02:
+        return None
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    return cv2.dilate(subject.mask.astype(np.uint8), kernel) > 0
+
+
+def _inner(crop: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """The middle of a product's box: what BRISQUE judges, with no backdrop or fill in it.
+
+    BRISQUE fits local-contrast statistics over the whole patch; a flat fill around the
+    product (a replaced background) would dominate them.
+    """
+    h, w = crop.shape[:2]
+    dy, dx = round(h * share), round(w * share)
+    inner = crop[dy:h - dy, dx:w - dx]
+    return inner if min(inner.shape[:2]) >= 32 else crop
+
+
 def _brisque_or_none(subject: np.ndarray, frame: np.ndarray) -> float | None:
     """BRISQUE of the subject, else of the frame; None when the image is flat or tiny.
 
@@ -216,11 +243,17 @@ def locate_product(bgr: np.ndarray, gray: np.ndarray, profile: Profile,
 
 
 def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_height: int,
-            file_size_bytes: int, use_model: bool = True) -> tuple[QualityMetrics, Subject]:
-    """All metrics of a BGR working copy, plus the subject they were taken on."""
+            file_size_bytes: int, use_model: bool = True, subject: Subject | None = None
+            ) -> tuple[QualityMetrics, Subject]:
+    """All metrics of a BGR working copy, plus the subject they were taken on.
+
+    ``subject`` (at this copy's size) fixes where the product is instead of locating it:
+    a result is measured on the region its original was, so before and after compare.
+    """
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape
-    subject = locate_product(bgr, gray, profile, use_model)
+    if subject is None:
+        subject = locate_product(bgr, gray, profile, use_model)
     if profile.assessment.subject_aware and subject.method != "full_frame":
         crop = (slice(subject.y0, subject.y1), slice(subject.x0, subject.x1))
         gray_subject, bgr_subject = gray[crop], bgr[crop]
@@ -244,8 +277,9 @@ def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_
         brightness=brightness,
         brightness_deviation=deviation,
         contrast=float(tone.std()),
-        noise=noise_sigma(gray),
-        brisque=_brisque_or_none(bgr_subject, bgr),
+        noise=noise_sigma(gray, _product_region(subject, gray.shape)),
+        brisque=_brisque_or_none(_inner(bgr_subject) if subject.mask is not None
+                                 else bgr_subject, bgr),
         background_complexity=complexity,
         subject_fraction=subject.fraction(width, height),
         width=original_width,

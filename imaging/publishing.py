@@ -103,7 +103,7 @@ def publish_enhanced(enhanced: bytes, original: bytes, before_score: float,
     renditions = render_outputs(result, profile.outputs)
     large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
     after = assess_quality(large.data, profile,
-                           source_size=(source.shape[1], source.shape[0]))
+                           source_size=(source.shape[1], source.shape[0]), source=source)
     score = after.judgement.overall_score
     if score > before_score + profile.outputs.min_improvement:
         return Publication(renditions, after, False, None, gate)

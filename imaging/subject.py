@@ -41,6 +41,18 @@ class Subject:
     def box(self) -> tuple[int, int, int, int]:
         return self.x0, self.y0, self.x1, self.y1
 
+    def resized(self, frame: tuple[int, int], to: tuple[int, int]) -> Subject:
+        """The same subject on a copy of its ``frame`` (width, height) resized ``to``."""
+        if frame == to:
+            return self
+        fx, fy = to[0] / frame[0], to[1] / frame[1]
+        mask = None
+        if self.mask is not None:
+            mask = cv2.resize(self.mask.astype(np.uint8), to,
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+        return Subject(round(self.x0 * fx), round(self.y0 * fy), min(to[0], round(self.x1 * fx)),
+                       min(to[1], round(self.y1 * fy)), self.method, mask, self.segmentation)
+
     def fraction(self, width: int, height: int) -> float:
         return (self.x1 - self.x0) * (self.y1 - self.y0) / float(width * height)
 
