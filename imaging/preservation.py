@@ -6,9 +6,11 @@ Before finalize publishes a result it is compared with the original at a common 
 (the original's size, at most :data:`COMMON_SIDE`), and fails when:
 
 * **the product is not whole**: pixels of the product (its mask in the original, when
-  known) were turned into the fill colour, or the new outline left by a background
-  replacement runs through uniform colour instead of along an edge of the original
-  (a cut through a garment, whatever mask made it: local or a paid model's);
+  known) were turned into the fill colour; the replaced area holds parts, next to the
+  product, whose colours are the product's and not the backdrop's (a sleeve cut off); or
+  the new outline runs through uniform colour instead of along an edge of the original
+  (a cut through a garment). These look at the pixels only, so they judge any mask:
+  local or a paid model's;
 * **its structure changed**: texture appeared where the original was plain (blotches),
   or on the plain side of strong edges (halos, ringing); tone changes are allowed, so
   both are measured on the high-pass part of the difference;
@@ -30,6 +32,7 @@ COMMON_SIDE = 512
 class GateRules:
     max_product_lost: float = 0.005   # share of the product turned into the fill colour
     max_unsupported_cut: float = 0.15  # share of a new outline through uniform colour
+    max_removed_lookalike: float = 0.04  # replaced area that looks like the product
     cut_contrast: float = 10.0        # Lab distance across an outline that is a real edge
     blotch_level: float = 3.0         # gray levels of new local texture that count
     max_blotch: float = 0.05          # share of the plain product area with new texture
@@ -112,6 +115,12 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
                 reasons.append(f"product cut: {lost:.1%} of the product's pixels were "
                                f"replaced by the fill colour")
         if removed.mean() > 0.002:
+            lookalike = _removed_lookalike(before, after, removed, fill)
+            measures["removed_lookalike"] = round(lookalike, 4)
+            if lookalike > rules.max_removed_lookalike:
+                reasons.append(f"product cut: parts the size of {lookalike:.0%} of the kept "
+                               f"product that look like it, not like the backdrop, were "
+                               f"replaced")
             unsupported = _unsupported_outline(before, after, removed, fill, rules)
             measures["unsupported_outline"] = round(unsupported, 4)
             if unsupported > rules.max_unsupported_cut:
@@ -198,3 +207,37 @@ def _chromaticity_shift(before: np.ndarray, after: np.ndarray) -> float | None:
         return (values / values.sum(axis=1, keepdims=True)).mean(axis=0)
 
     return float(np.linalg.norm(mean_chromaticity(after) - mean_chromaticity(before)) * 100)
+
+
+def _removed_lookalike(before: np.ndarray, after: np.ndarray, removed: np.ndarray,
+                       fill: np.ndarray) -> float:
+    """Replaced area next to the product whose colours are the product's, not the backdrop's.
+
+    The backdrop's colours are sampled where the replacement meets the frame's edge, the
+    product's from what was kept; a replaced pixel is a lookalike when its colour is at
+    least four times likelier under the product's histogram than under the backdrop's.
+    Returned as a share of the kept product's area (lookalike pieces touching the product
+    only; stray matches elsewhere do not count).
+    """
+    kept = ~removed & (np.abs(after.astype(np.int16) - fill).max(axis=2) > 12)
+    core = cv2.erode(kept.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    ring = np.zeros(removed.shape, bool)
+    edge = max(3, round(min(removed.shape) * 0.03))
+    ring[:edge], ring[-edge:], ring[:, :edge], ring[:, -edge:] = True, True, True, True
+    backdrop = removed & ring
+    if core.sum() < 256 or backdrop.sum() < 256:
+        return 0.0
+    bins = (before // 32).astype(np.int32)  # 8 levels per channel
+    codes = bins[..., 0] * 64 + bins[..., 1] * 8 + bins[..., 2]
+    product_hist = np.bincount(codes[core], minlength=512) / core.sum()
+    backdrop_hist = np.bincount(codes[backdrop], minlength=512) / backdrop.sum()
+    product_like = (product_hist > 4 * backdrop_hist + 1e-3)[codes] & removed
+    product_like = cv2.morphologyEx(product_like.astype(np.uint8), cv2.MORPH_OPEN,
+                                    np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(product_like, connectivity=8)
+    if count <= 1:
+        return 0.0
+    near_kept = cv2.dilate(kept.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    touching = np.unique(labels[near_kept & (labels > 0)])
+    area = sum(int(stats[i, cv2.CC_STAT_AREA]) for i in touching)
+    return area / float(kept.sum())
