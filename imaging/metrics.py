@@ -134,15 +134,21 @@ def gray_percentile(gray: np.ndarray, q: float) -> float:
     return float(np.searchsorted(cumulative, q / 100.0 * cumulative[-1]))
 
 
-def exposure_deviation(brightness: float, gray: np.ndarray, scale: BrightnessScale) -> float:
+def exposure_deviation(brightness: float, gray: np.ndarray, scale: BrightnessScale,
+                       backdrop: np.ndarray | None = None) -> float:
     """|brightness - ideal|, counted only when the whole frame confirms bad exposure.
 
     A navy product on a white backdrop is dark, not underexposed: the frame still has
     highlights. A dark photo has none (its top percentiles stay grey); a washed-out one
-    has no shadows.
+    has no shadows. ``backdrop`` (gray levels of the pixels around the product, when its
+    mask is known): a dark product on a well-lit mid-tone sheet is dark, not underexposed;
+    brightening it would turn a black skirt grey.
     """
     deviation = abs(brightness - scale.ideal)
     if brightness < scale.ideal and gray_percentile(gray, 98) >= scale.highlight_floor:
+        return 0.0
+    if (brightness < scale.ideal and backdrop is not None and backdrop.size >= 256
+            and float(backdrop.mean()) >= scale.backdrop_floor):
         return 0.0
     if brightness > scale.ideal and gray_percentile(gray, 2) <= scale.shadow_ceiling:
         return 0.0
@@ -264,7 +270,8 @@ def measure(bgr: np.ndarray, profile: Profile, *, original_width: int, original_
         gray_subject, bgr_subject, tone = gray, bgr, gray
 
     brightness = float(tone.mean())
-    deviation = exposure_deviation(brightness, gray, profile.scores.brightness)
+    around = gray[~subject.mask] if subject.mask is not None else None
+    deviation = exposure_deviation(brightness, gray, profile.scores.brightness, around)
     background = background_region(subject, gray.shape)
     if background.mean() < 0.05:
         complexity = 0.0  # the product fills the frame: there is no backdrop to judge

@@ -36,6 +36,7 @@ class BrightnessScale:
     worst: float
     highlight_floor: float
     shadow_ceiling: float
+    backdrop_floor: float
 
 
 @dataclass(frozen=True)

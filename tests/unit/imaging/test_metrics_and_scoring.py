@@ -102,3 +102,18 @@ def test_flat_image_has_no_brisque_and_still_gets_a_report():
     assert "naturalness" not in report.judgement.scores
     assert 0 <= report.judgement.overall_score <= 100
     assert assess_quality(photo(64, 64), PROFILE).metrics.brisque is not None
+
+
+def test_a_dark_product_on_a_well_lit_backdrop_is_not_underexposed():
+    from imaging.metrics import exposure_deviation
+    from profiles import load_profile
+
+    scale = load_profile("default").scores.brightness
+    frame = np.full((100, 100), 150, np.uint8)  # mid-tone sheet, no highlights
+    frame[30:70, 30:70] = 35  # a black skirt
+    mask = np.zeros_like(frame, bool)
+    mask[30:70, 30:70] = True
+    assert exposure_deviation(35.0, frame, scale) > 0  # the frame alone cannot tell
+    assert exposure_deviation(35.0, frame, scale, frame[~mask]) == 0.0
+    dark = (frame * 0.35).astype(np.uint8)  # the whole photo underexposed
+    assert exposure_deviation(12.0, dark, scale, dark[~mask]) > 0
