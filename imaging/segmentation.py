@@ -50,7 +50,9 @@ NO_MASK = "no_mask"
 class MaskRules:
     """When a product mask is trusted enough to replace the background with it."""
 
-    model_side: int = 320          # U²-Net input side (square); cost grows with its square
+    # U²-Net input side (square). The shipped model's input is fixed at 320, which wins
+    # over this; a model with free input dims runs at this side.
+    model_side: int = 320
     min_area: float = 0.04         # share of the frame
     max_area: float = 0.85
     max_frame_touch: float = 0.02  # share of the frame's edge pixels that are product
@@ -126,8 +128,7 @@ class _SalientObjectModel:
                 options.inter_op_num_threads = 1
                 model = model_path()
                 cls._session = ort.InferenceSession(
-                    _with_free_input_size(model.read_bytes()), options,
-                    providers=["CPUExecutionProvider"])
+                    model.read_bytes(), options, providers=["CPUExecutionProvider"])
             return cls._session
 
 
@@ -142,27 +143,6 @@ def model_path():
     if not path.is_file():
         raise RuntimeError(f"the segmentation model is missing at {path}")
     return path
-
-
-def _with_free_input_size(model: bytes) -> bytes:
-    """The model with its 320x320 input made free, so it can run at a cheaper size.
-
-    Its internal resizes take their sizes from the tensors, so any multiple of 32 works.
-    Done on the serialized protobuf with the ``onnx`` package when it is installed;
-    otherwise the fixed model runs as shipped (at 320).
-    """
-    try:
-        import onnx
-    except ModuleNotFoundError:
-        return model
-    graph = onnx.load_from_string(model)
-    for value in [*graph.graph.input, *graph.graph.output]:
-        for dim, name in zip(value.type.tensor_type.shape.dim[2:], ("height", "width"),
-                             strict=False):
-            dim.ClearField("dim_value")
-            dim.dim_param = name
-    del graph.graph.value_info[:]
-    return graph.SerializeToString()
 
 
 def model_mask(bgr: np.ndarray, side: int) -> np.ndarray:
