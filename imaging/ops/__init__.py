@@ -29,7 +29,7 @@ from imaging.ops.unsharp import sharpen
 from imaging.ops.upscale import upscale
 from streams.errors import PermanentError
 
-Operation = Callable[[np.ndarray, Mapping[str, Any]], np.ndarray]
+Operation = Callable[[np.ndarray, Mapping[str, Any], np.ndarray | None], np.ndarray]
 
 _FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "sharpen": sharpen,
@@ -83,9 +83,14 @@ def _checked_params(name: str, fn: Callable[..., np.ndarray], params: Mapping[st
 def _registered(name: str) -> Operation:
     fn = _FUNCTIONS[name]
 
-    def run(bgr: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    takes_source = "source" in inspect.signature(fn).parameters
+
+    def run(bgr: np.ndarray, params: Mapping[str, Any], source: np.ndarray | None = None
+            ) -> np.ndarray:
         checked = _checked_params(name, fn, params)
         try:
+            if takes_source:
+                return fn(bgr, source, **checked)
             return fn(bgr, **checked)
         except ValueError as exc:
             raise PermanentError(f"invalid params for operation {name!r}: {exc}") from exc
@@ -98,9 +103,14 @@ def _registered(name: str) -> Operation:
 OPERATIONS: dict[str, Operation] = {name: _registered(name) for name in _FUNCTIONS}
 
 
-def apply_operation(name: str, bgr: np.ndarray, params: Mapping[str, Any] | None = None
-                    ) -> np.ndarray:
-    """Run operation ``name`` on a BGR uint8 image; PermanentError says what is wrong."""
+def apply_operation(name: str, bgr: np.ndarray, params: Mapping[str, Any] | None = None,
+                    source: np.ndarray | None = None) -> np.ndarray:
+    """Run operation ``name`` on a BGR uint8 image; PermanentError says what is wrong.
+
+    ``source`` is the photo before any step (same geometry as ``bgr`` until an upscale):
+    operations that find the product (background) segment it rather than ``bgr``, so a
+    photo is segmented once however many stages ask.
+    """
     operation = OPERATIONS.get(name)
     if operation is None:
         raise PermanentError(f"unknown operation {name!r}; known: {sorted(OPERATIONS)}")
@@ -117,7 +127,7 @@ def apply_operation(name: str, bgr: np.ndarray, params: Mapping[str, Any] | None
         raise PermanentError(
             f"operation {name!r} needs a BGR uint8 image, got shape {shape} dtype {dtype}"
         )
-    return operation(bgr, {} if params is None else params)
+    return operation(bgr, {} if params is None else params, source)
 
 
 __all__ = [

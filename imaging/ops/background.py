@@ -16,11 +16,12 @@ import numpy as np
 
 from imaging.errors import StepDeclined
 from imaging.matting import composite, full_size_alpha
-from imaging.segmentation import NO_MASK, MaskRules, find_product_mask
+from imaging.segmentation import NO_MASK, MaskRules, ProductMask, find_product_mask
 
 
 def background(
     bgr: np.ndarray,
+    source: np.ndarray | None = None,
     *,
     color: Sequence[int] = (255, 255, 255),
     rules: Mapping[str, Any] | None = None,
@@ -30,20 +31,31 @@ def background(
 ) -> np.ndarray:
     """Return ``bgr`` with everything but the product replaced by ``color`` (RGB).
 
+    The product is found on ``source`` (the photo before earlier steps, same size as
+    ``bgr``) when given: the assessment and the gate segment that same photo.
+
     ``rules`` are :class:`~imaging.segmentation.MaskRules` fields (profile
     ``[segmentation]``). ``box``, ``work_side`` and ``iterations`` are accepted from plans
     written for profile 1.x (GrabCut in a box) and no longer used: a box cut garments off.
     """
     fill = color_bgr(color)
     del box, work_side, iterations
-    alpha = product_alpha(bgr, mask_rules(rules))
+    if source is None or source.shape != bgr.shape:
+        source = bgr
+    mask = find_product_mask(source, mask_rules(rules))
+    alpha = trusted_alpha(mask, bgr)
     return composite(bgr, alpha, fill)
 
 
 def product_alpha(bgr: np.ndarray, rules: MaskRules, require_confident: bool = True
                   ) -> np.ndarray:
     """The product's soft alpha at ``bgr``'s size; StepDeclined when it cannot be trusted."""
-    mask = find_product_mask(bgr, rules)
+    return trusted_alpha(find_product_mask(bgr, rules), bgr, require_confident)
+
+
+def trusted_alpha(mask: ProductMask | None, bgr: np.ndarray, require_confident: bool = True
+                  ) -> np.ndarray:
+    """``mask`` refined at ``bgr``'s size; StepDeclined when it cannot be trusted."""
     if mask is None:
         raise StepDeclined(NO_MASK, "no product mask could be found")
     if require_confident and not mask.confident:
