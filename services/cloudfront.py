@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from streams.errors import PermanentError, RetryableError, ServiceUnavailable
+from streams.errors import ConfigurationError, PermanentError, RetryableError, ServiceUnavailable
 from streams.settings import Settings
 
 # Only used against an endpoint override (moto checks no credentials); never for AWS.
@@ -57,6 +57,9 @@ class CloudFront:
         self._client_obj: Any = None
         self._client_lock = threading.Lock()
         self._distribution_id: str | None = self._configured_id
+        # Only the embedded stack's moto server gets a distribution made for it: in an AWS
+        # account, a worker must never create (and pay for) one.
+        self._may_create = settings.env == "embedded"
 
     # -- public API ---------------------------------------------------------------
 
@@ -68,6 +71,9 @@ class CloudFront:
         app id, so two workers racing to create it end up with the same one.
         """
         if self._distribution_id is None:
+            if not self._may_create:
+                raise ConfigurationError("IMGSTREAM_CLOUDFRONT_DISTRIBUTION_ID is not set: "
+                                         "production workers never create distributions")
             self._distribution_id = await self._call(self._find_or_create_distribution)
         return self._distribution_id
 

@@ -30,6 +30,9 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 
 settings = get_settings()
+if settings.production_problems():
+    raise SystemExit("imgstream: production settings missing:\n  "
+                     + "\n  ".join(settings.production_problems()))
 try:
     # A malformed profile stops the worker here, naming the field and the reason.
     profile = load_profile(settings.profile, settings.profiles_dir)

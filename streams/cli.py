@@ -43,6 +43,10 @@ def _stack_command(args: argparse.Namespace) -> int:
 def _worker_command(args: argparse.Namespace) -> int:
     """Replace this process with a faust worker of ``streams.app``."""
     settings = get_settings()
+    if args.check:
+        from streams.preflight import check_worker
+
+        return check_worker(settings)
     if args.web_port:
         os.environ["IMGSTREAM_WEB_PORT"] = str(args.web_port)
     port = str(args.web_port or settings.web_port)
@@ -141,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a faust worker (agents + HTTP API)")
     p.add_argument("--web-port", type=int, default=None)
     p.add_argument("-l", "--loglevel", default="info")
+    p.add_argument("--check", action="store_true",
+                   help="check settings, profile, catalog, model and agents; connect "
+                        "nowhere; exit 0 if a worker could start")
     p.set_defaults(func=_worker_command)
 
     p = sub.add_parser("upload", help="upload photos through the HTTP API, concurrently")

@@ -1,7 +1,11 @@
 """Typed settings, read once from ``IMGSTREAM_*`` environment variables.
 
-Defaults point at the embedded stack on loopback (``imgstream stack up``); production
-changes endpoints and credentials only.
+``IMGSTREAM_ENV`` decides what unset settings mean. ``embedded`` (the default): the
+embedded stack on loopback (``imgstream stack up``), with its static credentials.
+``production``: unset endpoints are AWS's own, credentials come from the AWS credential
+chain, and what only an operator can know (broker, database, buckets, CDN distribution,
+API keys) must be set: :meth:`Settings.production_problems` lists what is missing and
+the worker refuses to start until it is empty.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +30,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMGSTREAM_", extra="ignore", env_file=_default_home() / "stack.env"
     )
+
+    # embedded | production: what unset settings mean (module docstring).
+    env: Literal["embedded", "production"] = "embedded"
 
     # Where the embedded stack keeps data, logs and pid files.
     home: Path = Field(default_factory=_default_home)
@@ -50,20 +58,22 @@ class Settings(BaseSettings):
     producer_max_batch_size: int = 1
 
     # Object store
-    s3_endpoint: str | None = "http://127.0.0.1:18333"
+    # Unset in production: AWS S3 and the credential chain (embedded: SeaweedFS's keys).
+    s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
-    s3_access_key: str = "imgstream"
-    s3_secret_key: str = "imgstream-secret"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
     originals_bucket: str = "imgstream-originals"
     enhanced_bucket: str = "imgstream-enhanced"
     # In-process cache of immutable objects (originals, intermediates) a worker just
     # wrote or read, so the next stage of the same photo does not download them again.
     object_cache_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
 
-    # CloudFront (moto server in the embedded stack)
-    cloudfront_endpoint: str | None = "http://127.0.0.1:15001"
+    # CloudFront (moto server in the embedded stack; unset in production: AWS's).
+    cloudfront_endpoint: str | None = None
     cdn_domain: str = "cdn.imgstream.local"
-    # Production: the distribution to invalidate; unset, the embedded stack's own is used.
+    # The distribution to invalidate; required in production (workers never create one).
+    # Embedded: unset, the stack's own is found or created on the moto server.
     cloudfront_distribution_id: str | None = None
     # Paths per CreateInvalidation request (CloudFront allows 3000 in progress).
     invalidation_max_paths: int = Field(default=1000, ge=1, le=3000)
@@ -71,8 +81,8 @@ class Settings(BaseSettings):
     invalidation_window_seconds: float = Field(default=5.0, ge=0.1)
 
     # Amazon Bedrock runtime. The embedded stack runs the project's emulator
-    # (infra/bedrock_emulator.py) here; production leaves the endpoint unset.
-    bedrock_endpoint: str | None = "http://127.0.0.1:15002"
+    # (infra/bedrock_emulator.py) here; unset in production: Bedrock in bedrock_region.
+    bedrock_endpoint: str | None = None
     bedrock_region: str = "us-east-1"
     # Credentials for request signing; unset, boto3's default chain is used (production).
     # With an endpoint set and nothing in the environment, placeholders sign for the emulator.
@@ -119,7 +129,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=50_000_000, ge=1)
     max_side: int = Field(default=12_000, ge=1)
     min_side: int = Field(default=32, ge=1)
-    # Comma-separated API keys; empty means the upload API is open.
+    # Comma-separated API keys; empty means the upload API is open (embedded only).
     api_keys: str = ""
 
     # Quality assessment
@@ -139,6 +149,33 @@ class Settings(BaseSettings):
 
     # Validate every emitted event against its JSON Schema before sending.
     validate_events: bool = True
+
+    @field_validator("s3_endpoint", "cloudfront_endpoint", "bedrock_endpoint",
+                     "s3_access_key", "s3_secret_key", "cloudfront_distribution_id")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if self.env == "embedded":
+            for name, value in EMBEDDED_DEFAULTS.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What a production worker lacks, one line per setting (empty: nothing)."""
+        if self.env != "production":
+            return []
+        given = self.model_fields_set
+        problems = [f"IMGSTREAM_{name.upper()}: {why}"
+                    for name, why in PRODUCTION_REQUIRED.items() if name not in given]
+        if "cloudfront_distribution_id" in given and not self.cloudfront_distribution_id:
+            problems.append("IMGSTREAM_CLOUDFRONT_DISTRIBUTION_ID: is empty")
+        if "api_keys" in given and not self.api_key_set:
+            problems.append("IMGSTREAM_API_KEYS: is empty (the API would be open)")
+        return problems
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -185,6 +222,30 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+
+#: What unset settings mean on the embedded stack (loopback, SeaweedFS's static keys).
+EMBEDDED_DEFAULTS: dict[str, str] = {
+    "s3_endpoint": "http://127.0.0.1:18333",
+    "s3_access_key": "imgstream",
+    "s3_secret_key": "imgstream-secret",
+    "cloudfront_endpoint": "http://127.0.0.1:15001",
+    "bedrock_endpoint": "http://127.0.0.1:15002",
+}
+
+#: Settings a production worker must be given, and why.
+PRODUCTION_REQUIRED: dict[str, str] = {
+    "kafka_bootstrap": "the Kafka/MSK bootstrap broker, host:port",
+    "db_host": "the MySQL/RDS host",
+    "db_user": "the MySQL/RDS user",
+    "db_password": "the MySQL/RDS password",
+    "originals_bucket": "the S3 bucket for uploaded originals",
+    "enhanced_bucket": "the S3 bucket for published renditions (the CDN's origin)",
+    "ai_cache_bucket": "the S3 bucket for paid AI results",
+    "cdn_domain": "the CloudFront domain published URLs use",
+    "cloudfront_distribution_id": "the CloudFront distribution to invalidate",
+    "api_keys": "API keys (comma-separated): the HTTP API is never open in production",
+}
 
 
 def parse_cpu_set(text: str) -> set[int]:
