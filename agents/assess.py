@@ -19,11 +19,11 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from imaging.assessment import QualityReport, assess_quality
+from imaging.errors import PermanentError
 from imaging.profile import Profile
 from services.object_store import ObjectUri
 from services.quality_records import save_assessment
 from streams.app import app, profile, profile_for, resources, settings, topics
-from streams.errors import PermanentError
 from streams.processing import Stage, emit
 from streams.records import ImageUploaded, QualityAssessed, ReplayRequested, deterministic_id
 

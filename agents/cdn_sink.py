@@ -52,10 +52,10 @@ from collections.abc import Callable
 import faust
 from prometheus_client import Counter, Gauge
 
+from imaging.errors import RetryableError
 from services.cloudfront import CloudFront, InvalidationsBusy
 from services.object_store import ObjectUri
 from streams.app import app, settings, topics
-from streams.errors import RetryableError
 from streams.invalidations import (
     InOrderAcks,
     InvalidationBatch,

@@ -24,11 +24,11 @@ from agents.assess import image_pool
 from imaging.ai_io import apply_model_output, prepare_model_input
 from imaging.decoding import decode_image
 from imaging.enhancement import StepResult, apply_plan, encode_intermediate
+from imaging.errors import PermanentError
 from services.bedrock import ModelCallFailed, ModelInvocation
 from services.object_store import ObjectUri
 from streams.app import app, catalog, resources, settings, topics
 from streams.budget import to_micros, to_usd
-from streams.errors import PermanentError
 from streams.metrics import AI_STEPS
 from streams.processing import Stage, emit
 from streams.records import AIEnhancementApproved, AISpendSettled, ImageEnhanced, deterministic_id

@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imaging.errors import PermanentError
 from services.model_catalog import ModelEntry
-from streams.errors import PermanentError
 
 # PNG keeps the pixels exact; above this size a JPEG q95 (4:4:4) keeps the base64 JSON body
 # well under InvokeModel's 25,000,000 bytes (a 4 MP PNG is at most ~12 MB, 16 MB in base64).

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from streams.errors import PermanentError
+from imaging.errors import PermanentError
 
 
 class UndecodableImage(PermanentError):

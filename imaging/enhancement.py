@@ -15,9 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from imaging.errors import StepDeclined
+from imaging.errors import PermanentError, StepDeclined
 from imaging.ops import apply_operation
-from streams.errors import PermanentError
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from imaging.errors import ConfigurationError
 from imaging.preservation import GateRules
 from imaging.segmentation import MaskRules
-from streams.errors import ConfigurationError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}([-+][A-Za-z0-9.]+)?$")

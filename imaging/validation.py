@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from streams.errors import RejectedUpload
+from imaging.errors import RejectedUpload
 
 #: Formats we accept, keyed by the name ``sniff_format`` returns.
 ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
@@ -120,7 +120,6 @@ def check_filename(filename: str | None) -> str | None:
             "invalid_filename",
             "The file name must be a plain name such as photo.jpg, without folders, '..' "
             "or control characters.",
-            400,
         )
     return filename
 
@@ -131,12 +130,11 @@ def validate_image(
     """Validate an upload by its content; raise :class:`RejectedUpload` with a reason."""
     size = len(data)
     if size == 0:
-        raise RejectedUpload("empty_file", "The file is empty.", 400)
+        raise RejectedUpload("empty_file", "The file is empty.")
     if size > limits.max_bytes:
         raise RejectedUpload(
             "file_too_large",
             f"The file is {_mb(size)}; the limit is {_mb(limits.max_bytes)}.",
-            413,
         )
 
     fmt = sniff_format(data)
@@ -144,14 +142,12 @@ def validate_image(
         raise RejectedUpload(
             "not_an_image",
             "The file is not an image we can read. Upload a JPEG, PNG or WebP photo.",
-            415,
         )
     if fmt not in ACCEPTED_FORMATS:
         raise RejectedUpload(
             "unsupported_format",
             f"{_REFUSED_FORMATS[fmt]} files are not supported. "
             "Save the photo as JPEG, PNG or WebP and upload it again.",
-            415,
         )
     _check_declared_type(declared_type, fmt)
 
@@ -170,7 +166,6 @@ def validate_image(
                 raise RejectedUpload(
                     "animated_image",
                     "Animated images are not supported. Upload a still photo.",
-                    415,
                 )
             orientation = _orientation(image)
             if fmt == "jpeg":
@@ -208,7 +203,6 @@ def _check_declared_type(declared_type: str | None, real: str) -> None:
             "type_mismatch",
             f"The file was sent as {declared.upper()} but its content is {real.upper()}. "
             "Re-save the photo in its real format and upload it again.",
-            415,
         )
 
 
@@ -220,7 +214,6 @@ def _check_dimensions(width: int, height: int, limits: UploadLimits) -> None:
             "image_too_small",
             f"The image is {width}x{height} px; each side needs at least "
             f"{limits.min_side} px.",
-            422,
         )
 
 
@@ -253,7 +246,6 @@ def _too_many_pixels(width: int | None, height: int | None, limits: UploadLimits
         "image_too_large",
         f"The image is {size}; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
         f"and {limits.max_side} px per side.",
-        413,
     )
 
 
@@ -262,7 +254,6 @@ def _corrupt(fmt: str) -> RejectedUpload:
         "corrupt_image",
         f"The {fmt.upper()} file is damaged or incomplete and cannot be decoded. "
         "Upload the original photo again.",
-        422,
     )
 
 

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import pymysql
 
-from streams.errors import ConfigurationError
+from imaging.errors import ConfigurationError
 from streams.settings import Settings
 
 GRACE_SECONDS = 3.0

@@ -11,8 +11,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from imaging.errors import ConfigurationError
 from imaging.profile import Profile, parse_profile
-from streams.errors import ConfigurationError
 
 
 def load_profile(name: str, folder: Path | None = None) -> Profile:

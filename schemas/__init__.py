@@ -1,7 +1,7 @@
 """Contracts: JSON Schemas of every event (``events/v<major>/``) and SQL migrations (``sql/``).
 
 ``validate_event`` is what producers call before emitting and consumers call after
-decoding; a violation is a :class:`~streams.errors.SchemaViolation` naming the field.
+decoding; a violation is a :class:`~imaging.errors.SchemaViolation` naming the field.
 Valid documents - nearly all of them - are recognised by jsonschema-rs (compiled, tens of
 times faster: a large event costs microseconds instead of a millisecond on every emit);
 the reference ``jsonschema`` validator then only runs to name what is wrong, and has the
@@ -19,7 +19,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from streams.errors import SchemaViolation
+from imaging.errors import SchemaViolation
 
 MAJOR_VERSION = 1
 _BASE_URI = f"https://imgstream.dev/schemas/events/v{MAJOR_VERSION}/"

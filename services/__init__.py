@@ -1,4 +1,4 @@
 """Clients of the outside world: object store, database, CloudFront, Bedrock.
 
-Each client wraps its library's exceptions into ``streams.errors`` at this boundary.
+Each client wraps its library's exceptions into ``imaging.errors`` at this boundary.
 """

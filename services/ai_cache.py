@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from imaging.errors import ObjectMissing
 from services.object_store import ObjectStore, ObjectUri
-from streams.errors import ObjectMissing
 from streams.metrics import AI_CACHE
 
 

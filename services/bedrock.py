@@ -25,6 +25,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from imaging.ai_io import PreparedInput
+from imaging.errors import ImgstreamError
 from services.ai_cache import AiCache, cache_key
 from services.bedrock_requests import (
     ModelCallFailed,
@@ -37,7 +38,6 @@ from services.bedrock_requests import (
 )
 from services.model_catalog import ModelCatalog, ModelEntry
 from services.object_store import ObjectStore
-from streams.errors import ImgstreamError
 from streams.metrics import AI_CACHE, BEDROCK_CALL_SECONDS, BEDROCK_CALLS, BEDROCK_RETRIES
 from streams.settings import Settings
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
+from imaging.errors import PermanentError
 from imaging.validation import sniff_format as sniff_image_format
 from services.model_catalog import ModelEntry
-from streams.errors import PermanentError
 
 
 class ModelCallFailed(PermanentError):

@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from streams.errors import ConfigurationError, PermanentError, RetryableError, ServiceUnavailable
+from imaging.errors import ConfigurationError, PermanentError, RetryableError, ServiceUnavailable
 from streams.settings import Settings
 
 # Only used against an endpoint override (moto checks no credentials); never for AWS.

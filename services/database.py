@@ -17,7 +17,7 @@ import asyncmy
 from asyncmy.cursors import DictCursor
 from asyncmy.errors import MySQLError, OperationalError
 
-from streams.errors import ConfigurationError, PermanentError, ServiceUnavailable
+from imaging.errors import ConfigurationError, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
 # Client/server error codes that mean "try again later".

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from streams.errors import ConfigurationError
+from imaging.errors import ConfigurationError
 
 LIFECYCLES = ("active", "legacy", "retired")
 

@@ -24,8 +24,8 @@ import obstore.exceptions
 from botocore.config import Config
 from obstore.store import S3Store
 
+from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from services.object_cache import ObjectCache
-from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
 if TYPE_CHECKING:

@@ -16,13 +16,13 @@ import cv2
 import faust
 from mode import Service
 
+from imaging.errors import ConfigurationError, PermanentError
 from imaging.planning import check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import load_catalog
 from streams import faust_fixes, kafka_tuning
 from streams.budget import budget_zone
-from streams.errors import ConfigurationError, PermanentError
 from streams.resources import Resources
 from streams.settings import get_settings
 from streams.topics import Topics

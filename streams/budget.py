@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from streams.errors import ConfigurationError
+from imaging.errors import ConfigurationError
 
 MICROS_PER_USD = 1_000_000
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from streams.errors import ConfigurationError, ImgstreamError
+from imaging.errors import ConfigurationError, ImgstreamError
 from streams.settings import get_settings
 
 console = Console()

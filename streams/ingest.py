@@ -21,11 +21,12 @@ from typing import Any
 import faust
 from aiohttp import BodyPartReader, web
 
+from imaging.errors import PermanentError, RejectedUpload, RetryableError
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
 from services.object_store import ObjectUri
 from streams.app import app, resources, settings, topics
 from streams.auth import authorized
-from streams.errors import PermanentError, RejectedUpload, RetryableError
+from streams.http_status import rejection_status
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
 from streams.processing import emit
 from streams.records import ImageUploaded, deterministic_id
@@ -72,7 +73,7 @@ def check_identity(
     """Validate the listing identifiers; pure, raises RejectedUpload."""
     for field, value in (("seller_id", seller_id), ("sku_id", sku_id)):
         if value is None or value.strip() == "":
-            raise RejectedUpload("missing_field", f"The field {field} is required.", 400)
+            raise RejectedUpload("missing_field", f"The field {field} is required.")
     checked: list[str | None] = []
     for field, value in (
         ("seller_id", seller_id), ("sku_id", sku_id), ("product_group_id", product_group_id)
@@ -85,7 +86,6 @@ def check_identity(
             raise RejectedUpload(
                 "invalid_field",
                 f"The field {field} must be 1-64 letters, digits, '.', '_', ':' or '-'.",
-                400,
             )
         checked.append(value)
     return checked[0], checked[1], checked[2]  # type: ignore[return-value]
@@ -179,12 +179,10 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
             "file_too_large",
             f"The upload is {request.content_length / 1048576:.1f} MB; "
             f"the limit is {max_bytes / 1048576:.1f} MB.",
-            413,
         )
     if not request.content_type.startswith("multipart/form-data"):
         raise RejectedUpload(
-            "not_multipart", "Send the photo as multipart/form-data with a 'file' field.", 400
-        )
+            "not_multipart", "Send the photo as multipart/form-data with a 'file' field.")
     reader = await request.multipart()
     fields: dict[str, str] = {}
     data: bytes | None = None
@@ -195,7 +193,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
             continue
         if part.name == "file":
             if data is not None:
-                raise RejectedUpload("multiple_files", "Send one photo per request.", 400)
+                raise RejectedUpload("multiple_files", "Send one photo per request.")
             filename = part.filename
             declared = part.headers.get("Content-Type")
             chunks: list[bytes] = []
@@ -206,17 +204,16 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
                     raise RejectedUpload(
                         "file_too_large",
                         f"The file is larger than the limit of {max_bytes / 1048576:.1f} MB.",
-                        413,
                     )
                 chunks.append(chunk)
             data = b"".join(chunks)
         elif part.name:
             value = await part.read(decode=True)
             if len(value) > _FIELD_LIMIT:
-                raise RejectedUpload("invalid_field", f"The field {part.name} is too long.", 400)
+                raise RejectedUpload("invalid_field", f"The field {part.name} is too long.")
             fields[part.name] = value.decode("utf-8", "replace")
     if data is None:
-        raise RejectedUpload("missing_file", "The request has no 'file' field.", 400)
+        raise RejectedUpload("missing_file", "The request has no 'file' field.")
     return UploadRequest(
         data=data,
         filename=filename,
@@ -241,7 +238,7 @@ class UploadView(faust.web.View):
             result = await ingest(upload)
         except RejectedUpload as exc:
             UPLOADS.labels("rejected", exc.code).inc()
-            return _error(exc.code, exc.reason, exc.http_status)
+            return _error(exc.code, exc.reason, rejection_status(exc.code))
         except RetryableError as exc:
             UPLOADS.labels("error", "unavailable").inc()
             return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Generic, TypeVar
 
-from streams.errors import PermanentError
+from imaging.errors import PermanentError
 
 MAX_PATH_LENGTH = 4000
 MAX_PATHS_IN_PROGRESS = 3000

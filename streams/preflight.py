@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from streams.errors import ConfigurationError
+from imaging.errors import ConfigurationError
 from streams.settings import Settings
 
 

@@ -27,8 +27,8 @@ from typing import Any, Generic, TypeVar
 
 import faust
 
+from imaging.errors import RetryableError, SchemaViolation
 from schemas import validate_event
-from streams.errors import RetryableError, SchemaViolation
 from streams.metrics import (
     DEAD_LETTERS,
     EVENT_SECONDS,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from imaging.errors import RetryableError, ServiceUnavailable
 from services.bedrock import BedrockClient
 from services.database import Database, apply_migrations
 from services.model_catalog import load_catalog
 from services.object_store import ObjectStore
-from streams.errors import RetryableError, ServiceUnavailable
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

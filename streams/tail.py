@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, Message
 
 import schemas
-from streams.errors import SchemaViolation
+from imaging.errors import SchemaViolation
 from streams.settings import Settings
 from streams.topics import TOPIC_SPECS
 

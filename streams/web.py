@@ -10,11 +10,11 @@ import faust
 from aiohttp import ClientTimeout, web
 
 from agents.budget_gate import budget_days, costs_summary
+from imaging.errors import SchemaViolation
 from streams import metrics
 from streams.app import app, resources, settings, topics
 from streams.auth import authorized
 from streams.budget import budget_zone, today
-from streams.errors import SchemaViolation
 from streams.processing import emit
 from streams.records import BudgetCapChanged, deterministic_id, utc_now
 

@@ -2,7 +2,7 @@
 
 Why a registry: the enhance stage receives a plan (operation names plus params, from the
 profile and the assessment) inside Kafka events; every name and param is checked here, and
-anything wrong is a :class:`~streams.errors.PermanentError` (the event is dead-lettered, a
+anything wrong is a :class:`~imaging.errors.PermanentError` (the event is dead-lettered, a
 retry could never succeed). Every operation is pure and deterministic: a BGR uint8 image in,
 a new BGR uint8 image out, no I/O, the input never modified.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.errors import PermanentError
 from imaging.ops.background import background
 from imaging.ops.brightness import brightness
 from imaging.ops.clahe import contrast
@@ -27,7 +28,6 @@ from imaging.ops.deblur import deblur
 from imaging.ops.denoise import denoise
 from imaging.ops.unsharp import sharpen
 from imaging.ops.upscale import upscale
-from streams.errors import PermanentError
 
 Operation = Callable[[np.ndarray, Mapping[str, Any], np.ndarray | None], np.ndarray]
 

@@ -33,13 +33,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from imaging.errors import ConfigurationError, PermanentError
 from imaging.planning import AI_DISABLED, check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.database import Database
 from services.model_catalog import ModelCatalog, load_catalog
 from services.object_store import ObjectStore, ObjectUri
-from streams.errors import ConfigurationError, PermanentError
 from streams.replay.comparisons import (
     TIERS,
     ai_cost,

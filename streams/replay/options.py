@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import schemas
+from imaging.errors import ConfigurationError, SchemaViolation
 from imaging.profile import Profile
-from streams.errors import ConfigurationError, SchemaViolation
 from streams.records import ReplayRequested, deterministic_id, job_id_for
 
 

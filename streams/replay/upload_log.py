@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.errors import PermanentError, ServiceUnavailable
+from imaging.errors import PermanentError, ServiceUnavailable
 from streams.records import ReplayRequested
 from streams.replay.options import PartitionRange, first_offset_at
 from streams.settings import Settings

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from imaging.errors import ConfigurationError, ServiceUnavailable
 from services.database import Database, apply_migrations, migration_files
-from streams.errors import ConfigurationError, ServiceUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from services.object_store import ObjectStore, ObjectUri
-from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from streams.settings import Settings
 
 

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import schemas
-from streams.errors import SchemaViolation
+from imaging.errors import SchemaViolation
 from streams.records import ImageCompleted, QualityAssessed, deterministic_id
 from tests.conftest import ROOT
 

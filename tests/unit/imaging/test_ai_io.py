@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from imaging.ai_io import apply_model_output, prepare_model_input, upscale_size
+from imaging.errors import PermanentError
 from imaging.ops.upscale import upscale
 from services.model_catalog import load_catalog
-from streams.errors import PermanentError
 
 CATALOG = load_catalog()
 BACKGROUND = CATALOG.get("stability.stable-image-remove-background-v1:0")

@@ -2,10 +2,10 @@ import dataclasses
 
 import pytest
 
+from imaging.errors import ConfigurationError
 from imaging.planning import ai_steps, check_routing_models, downgrade_ai_steps, plan_enhancement
 from profiles import load_profile
 from services.model_catalog import load_catalog
-from streams.errors import ConfigurationError
 
 PROFILE = load_profile("default")
 CATALOG = load_catalog()

@@ -4,9 +4,9 @@ from importlib import resources
 
 import pytest
 
+from imaging.errors import ConfigurationError
 from imaging.profile import parse_profile
 from profiles import load_profile
-from streams.errors import ConfigurationError
 
 
 def _default_data() -> dict:

@@ -28,7 +28,7 @@ def test_fast_and_reference_validators_agree(name):
 
 
 def test_a_violation_still_names_the_field():
-    from streams.errors import SchemaViolation
+    from imaging.errors import SchemaViolation
     document = copy.deepcopy(schemas.load_schema("image_uploaded")["examples"][0])
     document["width"] = -1
     with pytest.raises(SchemaViolation, match="width"):

@@ -9,6 +9,7 @@ import botocore.exceptions
 import pytest
 
 from imaging.ai_io import PreparedInput
+from imaging.errors import ObjectMissing, PermanentError
 from infra.bedrock_emulator import check_body
 from services.ai_cache import cache_key
 from services.bedrock import BedrockClient, ModelCallFailed
@@ -21,7 +22,6 @@ from services.bedrock_requests import (
     sniff_format,
 )
 from services.model_catalog import load_catalog
-from streams.errors import ObjectMissing, PermanentError
 from streams.settings import Settings
 
 CATALOG = load_catalog()

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
+from imaging.errors import ConfigurationError
 from services.model_catalog import load_catalog, parse_catalog
-from streams.errors import ConfigurationError
 
 CATALOG = load_catalog()
 

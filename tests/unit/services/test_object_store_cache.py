@@ -87,7 +87,7 @@ async def test_a_bucket_created_meanwhile_by_another_worker_is_fine():
 async def test_a_bucket_owned_by_someone_else_is_an_error():
     import pytest
 
-    from streams.errors import PermanentError
+    from imaging.errors import PermanentError
 
     store = ObjectStore(Settings())
     store._buckets_client = RacingBucketClient("BucketAlreadyExists")

@@ -3,8 +3,8 @@
 import obstore.exceptions
 import pytest
 
+from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from services.object_store import ObjectUri, _wrapped
-from streams.errors import ObjectMissing, PermanentError, ServiceUnavailable
 
 URI = ObjectUri("b", "k.jpg")
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from imaging.errors import ConfigurationError
 from streams.budget import (
     Caps,
     DayLedger,
@@ -16,7 +17,6 @@ from streams.budget import (
     settle,
     to_micros,
 )
-from streams.errors import ConfigurationError
 
 BG, UP = "background", "upscale"
 

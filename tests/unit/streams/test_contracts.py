@@ -3,8 +3,8 @@
 import pytest
 
 import schemas
+from imaging.errors import SchemaViolation
 from schemas.compat import released_documents
-from streams.errors import SchemaViolation
 from streams.records import ALL_EVENTS, DeadLetter, ImageUploaded, deterministic_id
 from streams.topics import TOPIC_SPECS
 

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.errors import RejectedUpload
+from imaging.errors import RejectedUpload
 from streams.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.errors import PermanentError
+from imaging.errors import PermanentError
 from streams.invalidations import (
     MAX_PATH_LENGTH,
     MAX_WILDCARDS_IN_PROGRESS,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import schemas
-from streams.errors import PermanentError, ServiceUnavailable
+from imaging.errors import PermanentError, ServiceUnavailable
 from streams.processing import Message, RetryPolicy, Stage, decode_event
 from streams.records import DeadLetter, ImageUploaded, deterministic_id
 from tests.unit.streams.test_contracts import _uploaded

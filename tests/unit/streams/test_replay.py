@@ -8,11 +8,11 @@ import pytest
 
 import schemas
 from imaging.assessment import assess_quality
+from imaging.errors import ConfigurationError
 from imaging.planning import plan_enhancement
 from imaging.samples import generate_sample_batch
 from profiles import load_profile
 from services.model_catalog import load_catalog
-from streams.errors import ConfigurationError
 from streams.records import deterministic_id
 from streams.replay.comparisons import (
     NEVER_ASSESSED,

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
-from imaging.errors import StepDeclined
+from imaging.errors import PermanentError, StepDeclined
 from imaging.ops import apply_operation, background
 from imaging.samples import render_product_scene_with_mask
 from imaging.similarity import ssim
-from streams.errors import PermanentError
 from tests.unit.imaging.ops import assert_pure_and_deterministic
 
 

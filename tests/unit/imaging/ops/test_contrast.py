@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.errors import PermanentError
 from imaging.ops import apply_operation, contrast
-from streams.errors import PermanentError
 from tests.unit.imaging.ops import (
     assert_matches_golden,
     assert_pure_and_deterministic,

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from imaging import samples
+from imaging.errors import PermanentError
 from imaging.ops import OPERATIONS, apply_operation, deblur
 from imaging.ops.deblur import estimate_blur_sigma
 from imaging.similarity import ssim
-from streams.errors import PermanentError
 from tests.unit.imaging.ops import assert_pure_and_deterministic
 
 

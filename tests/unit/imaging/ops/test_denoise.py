@@ -2,11 +2,11 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.errors import PermanentError
 from imaging.metrics import noise_sigma
 from imaging.ops import apply_operation, denoise
 from imaging.samples import add_noise, render_product_scene
 from imaging.similarity import psnr, ssim
-from streams.errors import PermanentError
 from tests.unit.imaging.ops import (
     assert_matches_golden,
     assert_pure_and_deterministic,

@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.errors import PermanentError
 from imaging.metrics import laplacian_variance
 from imaging.ops import OPERATIONS, apply_operation, sharpen
-from streams.errors import PermanentError
 from tests.unit.imaging.ops import (
     assert_matches_golden,
     assert_pure_and_deterministic,
