@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from imaging.assessment import QualityReport, assess_quality
 from imaging.errors import PermanentError
 from imaging.profile import Profile
 from services.object_store import ObjectUri
 from services.quality_records import save_assessment
-from streams.app import app, profile, profile_for, resources, settings, topics
-from streams.processing import Stage, emit
+from streams.app import Worker
+from streams.processing import Stage
 from streams.records import ImageUploaded, QualityAssessed, ReplayRequested, deterministic_id
 
 STAGE = "assess"
-
-image_pool = ThreadPoolExecutor(max_workers=settings.image_threads,
-                                thread_name_prefix="assess")
 
 
 def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
@@ -58,36 +55,42 @@ def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
     )
 
 
-async def assess_uploaded(uploaded: ImageUploaded, profile: Profile = profile) -> None:
-    data = await resources.store.get(ObjectUri.parse(uploaded.original_uri), keep=True)
+async def assess_uploaded(uploaded: ImageUploaded, worker: Worker,
+                          profile: Profile | None = None) -> None:
+    profile = profile or worker.profile
+    store = worker.resources.store
+    data = await store.get(ObjectUri.parse(uploaded.original_uri), keep=True)
     if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:
         raise PermanentError(f"{uploaded.original_uri} does not hold the content the event "
                              "names (sha256 mismatch)")
     loop = asyncio.get_running_loop()
-    report = await loop.run_in_executor(image_pool, assess_quality, data, profile)
+    report = await loop.run_in_executor(worker.image_pool, assess_quality, data, profile)
     event = build_event(uploaded, report, profile)
-    await save_assessment(resources.db, event)
-    await emit(topics.assessed, event, uploaded.image_id, validate=settings.validate_events)
+    await save_assessment(worker.resources.db, event)
+    await worker.send("assessed", event)
 
 
-async def assess_replayed(request: ReplayRequested) -> None:
+async def assess_replayed(request: ReplayRequested, worker: Worker) -> None:
     uploaded = ImageUploaded.from_document(request.uploaded)
     if uploaded.image_id != request.image_id:
         raise PermanentError("replay request names another image than its upload")
-    await assess_uploaded(uploaded, profile_for(request.profile))
+    await assess_uploaded(uploaded, worker, worker.profile_for(request.profile))
 
 
-stage = Stage(STAGE, ImageUploaded, assess_uploaded, topics.dead_letter)
-replay_stage = Stage("assess_replay", ReplayRequested, assess_replayed, topics.dead_letter)
+def register(worker: Worker) -> None:
+    topics = worker.topics
+    stage = Stage(STAGE, ImageUploaded, partial(assess_uploaded, worker=worker),
+                  topics.dead_letter)
+    replay_stage = Stage("assess_replay", ReplayRequested,
+                         partial(assess_replayed, worker=worker), topics.dead_letter)
 
+    @worker.app.agent(topics.uploaded, name=STAGE,
+                      concurrency=worker.settings.image_threads)
+    async def assess(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)
 
-@app.agent(topics.uploaded, name=STAGE, concurrency=settings.image_threads)
-async def assess(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
-
-
-@app.agent(topics.replay, name="assess_replay")
-async def assess_replay(stream):
-    await resources.ready_with_retry()
-    await replay_stage.run(stream)
+    @worker.app.agent(topics.replay, name="assess_replay")
+    async def assess_replay(stream):
+        await worker.resources.ready_with_retry()
+        await replay_stage.run(stream)

@@ -18,10 +18,13 @@ cache, and no new call can be paid outside a reservation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from imaging.planning import downgrade_ai_steps
-from streams.app import app, settings, topics
+from streams.app import Worker
 from streams.budget import (
     Caps,
     DayLedger,
@@ -36,7 +39,7 @@ from streams.budget import (
     to_usd,
 )
 from streams.metrics import BUDGET_DECISIONS, BUDGET_EXCESS
-from streams.processing import Stage, emit
+from streams.processing import Stage
 from streams.records import (
     AIEnhancementApproved,
     AIEnhancementRequested,
@@ -49,17 +52,28 @@ from streams.records import (
 log = logging.getLogger(__name__)
 
 STAGE = "budget_gate"
-CAPS = Caps.from_usd(settings.budget_daily_cap_usd, settings.budget_operation_caps_usd)
 
-# Values are JSON documents (streams.budget dataclasses). Keys are raw bytes, as on the
-# topics, so a day's key hashes to the partition its messages are on (owner lookup).
-budget_days = app.Table(
-    "budget-days", default=None, partitions=settings.topic_partitions, key_type=bytes,
-    help="Per budget day: reserved and settled micro-dollars, by operation and model.")
-budget_reservations = app.Table(
-    "budget-reservations", default=None, partitions=settings.topic_partitions,
-    key_type=bytes,
-    help="Per AI request: its reservation and whether it was settled or released.")
+
+@dataclass
+class BudgetBook:
+    """The budget tables of this worker's budget days, and the configured caps.
+
+    Values are JSON documents (streams.budget dataclasses). Keys are raw bytes, as on the
+    topics, so a day's key hashes to the partition its messages are on (owner lookup).
+    ``flush`` writes table changes to their changelog before an approval is sent.
+    """
+
+    days: MutableMapping[bytes, Any]
+    reservations: MutableMapping[bytes, Any]
+    caps: Caps
+    flush: Callable[[], Awaitable[None]]
+
+    def ledger(self, day: str) -> DayLedger:
+        return DayLedger.from_document(self.days.get(day.encode()), day)
+
+
+def book_of(worker: Worker) -> BudgetBook:
+    return worker.state[STAGE]
 
 
 def ai_amounts(steps: list[dict[str, Any]]) -> dict[str, int]:
@@ -70,10 +84,6 @@ def ai_amounts(steps: list[dict[str, Any]]) -> dict[str, int]:
             amounts[step["operation"]] = (amounts.get(step["operation"], 0)
                                           + to_micros(step["estimated_cost_usd"]))
     return amounts
-
-
-def day_ledger(day: str) -> DayLedger:
-    return DayLedger.from_document(budget_days.get(day.encode()), day)
 
 
 def approval_for(request: AIEnhancementRequested, reservation: Reservation,
@@ -101,38 +111,37 @@ def downgraded_plan(request: AIEnhancementRequested, reason: str) -> Enhancement
     return plan
 
 
-async def gate_request(request: AIEnhancementRequested) -> None:
+async def gate_request(request: AIEnhancementRequested, worker: Worker) -> None:
+    book = book_of(worker)
     # Read, decide and write without an await in between: the settle agent shares the
     # tables on this event loop.
-    stored = budget_reservations.get(request.request_id.encode())
-    ledger = day_ledger(request.budget_day)
+    stored = book.reservations.get(request.request_id.encode())
+    ledger = book.ledger(request.budget_day)
     outcome = reserve(ledger, Reservation.from_document(stored) if stored else None,
                       request.request_id, ai_amounts(request.plan["steps"]),
-                      caps_for(ledger, CAPS))
+                      caps_for(ledger, book.caps))
     BUDGET_DECISIONS.labels(outcome.decision.value).inc()
     if outcome.decision is Decision.RESERVED:
         assert outcome.reservation is not None
-        budget_reservations[request.request_id.encode()] = outcome.reservation.to_document()
-        budget_days[request.budget_day.encode()] = outcome.day.to_document()
-        await app.producer.flush()
+        book.reservations[request.request_id.encode()] = outcome.reservation.to_document()
+        book.days[request.budget_day.encode()] = outcome.day.to_document()
+        await book.flush()
     if outcome.decision in (Decision.RESERVED, Decision.ALREADY_RESERVED):
         assert outcome.reservation is not None
-        await emit(topics.ai, approval_for(request, outcome.reservation), request.image_id,
-                   validate=settings.validate_events)
+        await worker.send("ai", approval_for(request, outcome.reservation))
     elif outcome.decision is Decision.DOES_NOT_FIT:
-        budget_days[request.budget_day.encode()] = outcome.day.to_document()
+        book.days[request.budget_day.encode()] = outcome.day.to_document()
         assert outcome.reason is not None
-        await emit(topics.enhance_local, downgraded_plan(request, outcome.reason),
-                   request.image_id, validate=settings.validate_events)
+        await worker.send("enhance_local", downgraded_plan(request, outcome.reason))
     else:
         assert outcome.reservation is not None
         log.info("%s: request %s was settled already; approving cached results only",
                  STAGE, request.request_id)
-        await emit(topics.ai, approval_for(request, outcome.reservation, finished=True),
-                   request.image_id, validate=settings.validate_events)
+        await worker.send("ai", approval_for(request, outcome.reservation, finished=True))
 
 
-async def settle_spend(settlement: AISpendSettled) -> None:
+async def settle_spend(settlement: AISpendSettled, worker: Worker) -> None:
+    book = book_of(worker)
     by_operation: dict[str, int] = {}
     by_model: dict[str, int] = {}
     for use in settlement.usage:
@@ -140,16 +149,16 @@ async def settle_spend(settlement: AISpendSettled) -> None:
         by_operation[use["operation"]] = by_operation.get(use["operation"], 0) + micros
         by_model[use["model_id"]] = by_model.get(use["model_id"], 0) + micros
     paid_calls = sum(1 for use in settlement.usage if use["cost_usd"] > 0)
-    stored = budget_reservations.get(settlement.reservation_id.encode())
-    outcome = settle(day_ledger(settlement.budget_day),
+    stored = book.reservations.get(settlement.reservation_id.encode())
+    outcome = settle(book.ledger(settlement.budget_day),
                      Reservation.from_document(stored) if stored else None,
                      settlement.reservation_id, by_operation, by_model, paid_calls,
                      released=settlement.outcome == "released")
     if not outcome.applied:
         BUDGET_DECISIONS.labels("duplicate_settlement").inc()
         return
-    budget_reservations[settlement.reservation_id.encode()] = outcome.reservation.to_document()
-    budget_days[settlement.budget_day.encode()] = outcome.day.to_document()
+    book.reservations[settlement.reservation_id.encode()] = outcome.reservation.to_document()
+    book.days[settlement.budget_day.encode()] = outcome.day.to_document()
     BUDGET_DECISIONS.labels(settlement.outcome).inc()
     if stored is None:
         log.warning("%s: settlement for unknown reservation %s counted ($%.4f)", STAGE,
@@ -160,11 +169,12 @@ async def settle_spend(settlement: AISpendSettled) -> None:
                   settlement.reservation_id, to_usd(outcome.excess))
 
 
-async def change_day_caps(change: BudgetCapChanged) -> None:
+async def change_day_caps(change: BudgetCapChanged, worker: Worker) -> None:
     """Record an operator's caps for a day (idempotent: setting them twice is the same)."""
-    ledger = change_caps(day_ledger(change.budget_day), to_micros(change.daily_cap_usd),
+    book = book_of(worker)
+    ledger = change_caps(book.ledger(change.budget_day), to_micros(change.daily_cap_usd),
                          {op: to_micros(v) for op, v in change.operation_caps_usd.items()})
-    budget_days[change.budget_day.encode()] = ledger.to_document()
+    book.days[change.budget_day.encode()] = ledger.to_document()
     BUDGET_DECISIONS.labels("caps_changed").inc()
     log.warning("%s: caps of %s set to $%.2f a day%s by %s (%s)", STAGE, change.budget_day,
                 change.daily_cap_usd,
@@ -172,27 +182,42 @@ async def change_day_caps(change: BudgetCapChanged) -> None:
                 change.requested_by, change.reason or "no reason given")
 
 
-def costs_summary(day: str) -> dict[str, Any]:
+def costs_summary(day: str, book: BudgetBook) -> dict[str, Any]:
     """What this worker's copy of the tables says about ``day`` (see streams.web)."""
-    ledger = day_ledger(day)
-    return day_summary(ledger, caps_for(ledger, CAPS))
+    ledger = book.ledger(day)
+    return day_summary(ledger, caps_for(ledger, book.caps))
 
 
-gate_stage = Stage(STAGE, AIEnhancementRequested, gate_request, topics.dead_letter)
-settle_stage = Stage("budget_settle", AISpendSettled, settle_spend, topics.dead_letter)
-caps_stage = Stage("budget_caps", BudgetCapChanged, change_day_caps, topics.dead_letter)
+def register(worker: Worker) -> None:
+    app, settings, topics = worker.app, worker.settings, worker.topics
+    worker.state[STAGE] = BudgetBook(
+        days=app.Table(
+            "budget-days", default=None, partitions=settings.topic_partitions,
+            key_type=bytes,
+            help="Per budget day: reserved and settled micro-dollars, by operation and "
+                 "model."),
+        reservations=app.Table(
+            "budget-reservations", default=None, partitions=settings.topic_partitions,
+            key_type=bytes,
+            help="Per AI request: its reservation and whether it was settled or released."),
+        caps=Caps.from_usd(settings.budget_daily_cap_usd, settings.budget_operation_caps_usd),
+        flush=lambda: app.producer.flush(),
+    )
+    gate_stage = Stage(STAGE, AIEnhancementRequested, partial(gate_request, worker=worker),
+                       topics.dead_letter)
+    settle_stage = Stage("budget_settle", AISpendSettled,
+                         partial(settle_spend, worker=worker), topics.dead_letter)
+    caps_stage = Stage("budget_caps", BudgetCapChanged,
+                       partial(change_day_caps, worker=worker), topics.dead_letter)
 
+    @app.agent(topics.ai_requests, name=STAGE)
+    async def budget_gate(stream):
+        await gate_stage.run(stream)
 
-@app.agent(topics.ai_requests, name=STAGE)
-async def budget_gate(stream):
-    await gate_stage.run(stream)
+    @app.agent(topics.ai_budget, name="budget_settle")
+    async def budget_settle(stream):
+        await settle_stage.run(stream)
 
-
-@app.agent(topics.ai_budget, name="budget_settle")
-async def budget_settle(stream):
-    await settle_stage.run(stream)
-
-
-@app.agent(topics.ai_caps, name="budget_caps")
-async def budget_caps(stream):
-    await caps_stage.run(stream)
+    @app.agent(topics.ai_caps, name="budget_caps")
+    async def budget_caps(stream):
+        await caps_stage.run(stream)

@@ -50,12 +50,11 @@ import time
 from collections.abc import Callable
 
 import faust
-from prometheus_client import Counter, Gauge
 
 from imaging.errors import RetryableError
 from services.cloudfront import CloudFront, InvalidationsBusy
 from services.object_store import ObjectUri
-from streams.app import app, settings, topics
+from streams.app import Worker
 from streams.invalidations import (
     InOrderAcks,
     InvalidationBatch,
@@ -63,30 +62,13 @@ from streams.invalidations import (
     event_token,
     path_for_key,
 )
-from streams.metrics import RETRIES
+from streams.metrics import INVALIDATIONS, PATHS_INVALIDATED, PENDING_PATHS, RETRIES
 from streams.processing import SINK_RETRY, Message, RetryPolicy, Stage
 from streams.records import ImageCompleted
 
 log = logging.getLogger(__name__)
 
 STAGE = "cdn_sink"
-
-INVALIDATIONS = Counter(
-    "imgstream_cdn_invalidations_total",
-    "CreateInvalidation outcomes: ok, duplicate (reference already confirmed, not sent), "
-    "busy (TooManyInvalidationsInProgress, retried), retried (other transient fault), "
-    "failed (refused for good, events dead-lettered).",
-    ["outcome"],
-)
-PATHS_INVALIDATED = Counter(
-    "imgstream_cdn_paths_invalidated_total",
-    "Paths in invalidations CloudFront accepted (each one is billed after 1000 a month).",
-)
-PENDING_PATHS = Gauge(
-    "imgstream_cdn_pending_paths",
-    "Deduplicated paths waiting for their batch to be sent.",
-)
-
 
 def alias_paths(completed: ImageCompleted) -> list[str]:
     """CDN paths of the outputs marked as stable aliases; versioned keys never go stale."""
@@ -238,10 +220,11 @@ class CdnSink:
                 event.ack()
 
 
-sink = CdnSink(CloudFront(settings), topics.dead_letter, settings.invalidation_max_paths,
-               settings.invalidation_window_seconds)
+def register(worker: Worker) -> None:
+    settings = worker.settings
+    sink = CdnSink(CloudFront(settings), worker.topics.dead_letter,
+                   settings.invalidation_max_paths, settings.invalidation_window_seconds)
 
-
-@app.agent(topics.completed, name=STAGE)
-async def cdn_sink(stream):
-    await sink.run(stream)
+    @worker.app.agent(worker.topics.completed, name=STAGE)
+    async def cdn_sink(stream):
+        await sink.run(stream)

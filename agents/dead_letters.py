@@ -8,8 +8,9 @@ waits out database outages (retries forever): a dead letter is never lost.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
-from streams.app import app, resources, topics
+from streams.app import Worker
 from streams.metrics import DEAD_LETTERS
 from streams.processing import SINK_RETRY, Message, Stage
 from streams.records import DeadLetter
@@ -19,8 +20,8 @@ log = logging.getLogger(__name__)
 STAGE = "dead_letters"
 
 
-async def record_dead_letter(letter: DeadLetter) -> None:
-    db = resources.db
+async def record_dead_letter(letter: DeadLetter, worker: Worker) -> None:
+    db = worker.resources.db
     await db.execute(
         "INSERT IGNORE INTO dead_letters (event_id, stage, error_class, error_message,"
         " source_topic, source_partition, source_offset, image_id, original_event, failed_at)"
@@ -57,10 +58,11 @@ class DeadLetterStage(Stage[DeadLetter]):
         DEAD_LETTERS.labels(self.name, type(exc).__name__).inc()
 
 
-stage = DeadLetterStage(STAGE, DeadLetter, record_dead_letter, topics.dead_letter, SINK_RETRY)
+def register(worker: Worker) -> None:
+    stage = DeadLetterStage(STAGE, DeadLetter, partial(record_dead_letter, worker=worker),
+                            worker.topics.dead_letter, SINK_RETRY)
 
-
-@app.agent(topics.dead_letter, name=STAGE)
-async def dead_letters(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+    @worker.app.agent(worker.topics.dead_letter, name=STAGE)
+    async def dead_letters(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)

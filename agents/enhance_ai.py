@@ -16,21 +16,21 @@ import asyncio
 import dataclasses
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from agents.assess import image_pool
 from imaging.ai_io import apply_model_output, prepare_model_input
 from imaging.decoding import decode_image
 from imaging.enhancement import StepResult, apply_plan, encode_intermediate
 from imaging.errors import PermanentError
 from services.bedrock import ModelCallFailed, ModelInvocation
 from services.object_store import ObjectUri
-from streams.app import app, catalog, resources, settings, topics
+from streams.app import Worker
 from streams.budget import to_micros, to_usd
 from streams.metrics import AI_STEPS
-from streams.processing import Stage, emit
+from streams.processing import Stage
 from streams.records import AIEnhancementApproved, AISpendSettled, ImageEnhanced, deterministic_id
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,16 @@ def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: i
 
 
 async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
-                      unspent_micros: int) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
+                      unspent_micros: int, worker: Worker
+                      ) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
     """One AI step: the model's result, or the local fallback after a final failure.
 
     A new paid call is made only when its price fits what is left of the reservation.
     """
     loop = asyncio.get_running_loop()
+    image_pool = worker.image_pool
     started = time.perf_counter()
-    entry = catalog.get(step["model_id"])
+    entry = worker.catalog.get(step["model_id"])
     invocation: ModelInvocation | None = None
     attempts, charged = 0, 0.0
     if to_micros(entry.price_usd) > to_micros(step["estimated_cost_usd"]):
@@ -78,7 +80,7 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
         try:
             prepared = await loop.run_in_executor(image_pool, prepare_model_input, bgr, entry,
                                                   step)
-            invocation = await resources.bedrock.invoke(
+            invocation = await worker.resources.bedrock.invoke(
                 entry.id, prepared, request_id,
                 may_pay=to_micros(entry.price_usd) <= unspent_micros)
             result = await loop.run_in_executor(image_pool, apply_model_output, bgr,
@@ -126,28 +128,30 @@ def settlement_for(approval: AIEnhancementApproved, usage: list[dict[str, Any]]
     )
 
 
-async def enhance_approved(approval: AIEnhancementApproved) -> None:
+async def enhance_approved(approval: AIEnhancementApproved, worker: Worker) -> None:
     lock = _request_locks.setdefault(approval.request_id, asyncio.Lock())
     try:
         async with lock:
-            await _enhance(approval)
+            await _enhance(approval, worker)
     finally:
         if not lock.locked():
             _request_locks.pop(approval.request_id, None)
 
 
-async def _enhance(approval: AIEnhancementApproved) -> None:
+async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     plan = approval.plan
     loop = asyncio.get_running_loop()
+    image_pool, store = worker.image_pool, worker.resources.store
     usage = _usage_in_flight.setdefault(approval.request_id, [])
     usage.clear()  # a retry of the whole event starts again (paid calls come from the cache)
-    data = await resources.store.get(ObjectUri.parse(plan["source_uri"]), keep=True)
+    data = await store.get(ObjectUri.parse(plan["source_uri"]), keep=True)
     bgr = await loop.run_in_executor(image_pool, _decode, data)
     results: list[StepResult] = []
     unspent = to_micros(approval.reserved_usd)
     for step in sorted(plan["steps"], key=lambda s: s["order"]):
         if step["method"] == "ai":
-            bgr, result, use = await run_ai_step(bgr, step, approval.request_id, unspent)
+            bgr, result, use = await run_ai_step(bgr, step, approval.request_id, unspent,
+                                                 worker)
             if use["paid"]:
                 unspent -= to_micros(use["cost_usd"])
             usage.append(use)
@@ -155,11 +159,11 @@ async def _enhance(approval: AIEnhancementApproved) -> None:
             bgr, [result] = await loop.run_in_executor(image_pool, apply_plan, bgr, [step])
         results.append(result)
     image = await loop.run_in_executor(image_pool, encode_intermediate, bgr)
-    target = ObjectUri(settings.enhanced_bucket, f"work/{approval.job_id}/enhanced.jpg")
-    await resources.store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
+    target = ObjectUri(worker.settings.enhanced_bucket,
+                       f"work/{approval.job_id}/enhanced.jpg")
+    await store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
     # Settle before the result moves on: the money is accounted for whatever happens next.
-    await emit(topics.ai_budget, settlement_for(approval, usage), approval.budget_key,
-               validate=settings.validate_events)
+    await worker.send("ai_budget", settlement_for(approval, usage))
     _usage_in_flight.pop(approval.request_id, None)
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", approval.job_id),
@@ -173,16 +177,17 @@ async def _enhance(approval: AIEnhancementApproved) -> None:
         ai_used=any(r.method == "ai" and r.success for r in results),
         plan=plan,
     )
-    await emit(topics.enhanced, event, approval.image_id, validate=settings.validate_events)
+    await worker.send("enhanced", event)
 
 
-async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Exception) -> None:
+async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Exception,
+                                    worker: Worker) -> None:
     """The event is lost to the pipeline, but its reservation must not hang."""
     usage = _usage_in_flight.pop(approval.request_id, [])
     delay = 0.5
     while True:  # only a broker outage stops this; the dead-letter write would wait too
         try:
-            await emit(topics.ai_budget, settlement_for(approval, usage), approval.budget_key)
+            await worker.send("ai_budget", settlement_for(approval, usage))
             return
         except Exception as send_exc:
             log.warning("%s: settlement send failed (%s), retrying", STAGE, send_exc)
@@ -190,11 +195,13 @@ async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Except
             delay = min(delay * 2, 30.0)
 
 
-stage = Stage(STAGE, AIEnhancementApproved, enhance_approved, topics.dead_letter,
-              on_failure=settle_before_dead_letter)
+def register(worker: Worker) -> None:
+    stage = Stage(STAGE, AIEnhancementApproved, partial(enhance_approved, worker=worker),
+                  worker.topics.dead_letter,
+                  on_failure=partial(settle_before_dead_letter, worker=worker))
 
-
-@app.agent(topics.ai, name=STAGE, concurrency=settings.image_threads)
-async def enhance_ai(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+    @worker.app.agent(worker.topics.ai, name=STAGE,
+                      concurrency=worker.settings.image_threads)
+    async def enhance_ai(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)

@@ -9,13 +9,13 @@ passes straight through without image work.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
-from agents.assess import image_pool
 from imaging.decoding import decode_image
 from imaging.enhancement import apply_plan, encode_intermediate
 from services.object_store import ObjectUri
-from streams.app import app, resources, settings, topics
-from streams.processing import Stage, emit
+from streams.app import Worker
+from streams.processing import Stage
 from streams.records import EnhancementPlan, ImageEnhanced, deterministic_id
 
 STAGE = "enhance_local"
@@ -27,15 +27,18 @@ def _enhance(data: bytes, steps: list[dict]) -> tuple[bytes, list[dict]]:
     return encode_intermediate(result), [r.as_dict() for r in step_results]
 
 
-async def enhance_plan(plan: EnhancementPlan) -> None:
+async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
     if plan.skip:
         enhanced_uri, steps = plan.source_uri, []
     else:
-        data = await resources.store.get(ObjectUri.parse(plan.source_uri), keep=True)
+        store = worker.resources.store
+        data = await store.get(ObjectUri.parse(plan.source_uri), keep=True)
         loop = asyncio.get_running_loop()
-        image, steps = await loop.run_in_executor(image_pool, _enhance, data, plan.steps)
-        target = ObjectUri(settings.enhanced_bucket, f"work/{plan.job_id}/enhanced.jpg")
-        await resources.store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
+        image, steps = await loop.run_in_executor(worker.image_pool, _enhance, data,
+                                                  plan.steps)
+        target = ObjectUri(worker.settings.enhanced_bucket,
+                           f"work/{plan.job_id}/enhanced.jpg")
+        await store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
         enhanced_uri = str(target)
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", plan.job_id),
@@ -49,13 +52,15 @@ async def enhance_plan(plan: EnhancementPlan) -> None:
         ai_used=False,
         plan=plan.to_document(),
     )
-    await emit(topics.enhanced, event, plan.image_id, validate=settings.validate_events)
+    await worker.send("enhanced", event)
 
 
-stage = Stage(STAGE, EnhancementPlan, enhance_plan, topics.dead_letter)
+def register(worker: Worker) -> None:
+    stage = Stage(STAGE, EnhancementPlan, partial(enhance_plan, worker=worker),
+                  worker.topics.dead_letter)
 
-
-@app.agent(topics.enhance_local, name=STAGE, concurrency=settings.image_threads)
-async def enhance_local(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+    @worker.app.agent(worker.topics.enhance_local, name=STAGE,
+                      concurrency=worker.settings.image_threads)
+    async def enhance_local(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
-from agents.assess import image_pool
 from imaging.assessment import QualityReport
 from imaging.publishing import Publication, Refusal, publish_enhanced, publish_original
 from services.object_store import ObjectUri
-from streams.app import app, profile_for, resources, settings, topics
+from streams.app import Worker
 from streams.metrics import AI_PAID_NOT_PUBLISHED
-from streams.processing import Stage, emit
+from streams.processing import Stage
 from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
 
 STAGE = "finalize"
@@ -33,12 +33,12 @@ def summary(report: QualityReport) -> dict:
             "metrics": report.event_metrics()}
 
 
-async def finalize_image(enhanced: ImageEnhanced) -> None:
+async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     started = time.perf_counter()
     plan = enhanced.plan
-    store = resources.store
+    store, settings, image_pool = worker.resources.store, worker.settings, worker.image_pool
     skipped = bool(plan["skip"])
-    profile = profile_for(enhanced.profile)
+    profile = worker.profile_for(enhanced.profile)
     loop = asyncio.get_running_loop()
     original = await store.get(ObjectUri.parse(enhanced.source_uri), keep=True)
     publication: Publication | Refusal | None = None
@@ -99,13 +99,15 @@ async def finalize_image(enhanced: ImageEnhanced) -> None:
         processing_ms=round(sum(s.get("latency_ms", 0) for s in steps)
                             + (time.perf_counter() - started) * 1000, 2),
     )
-    await emit(topics.completed, event, enhanced.image_id, validate=settings.validate_events)
+    await worker.send("completed", event)
 
 
-stage = Stage(STAGE, ImageEnhanced, finalize_image, topics.dead_letter)
+def register(worker: Worker) -> None:
+    stage = Stage(STAGE, ImageEnhanced, partial(finalize_image, worker=worker),
+                  worker.topics.dead_letter)
 
-
-@app.agent(topics.enhanced, name=STAGE, concurrency=settings.image_threads)
-async def finalize(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+    @worker.app.agent(worker.topics.enhanced, name=STAGE,
+                      concurrency=worker.settings.image_threads)
+    async def finalize(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)

@@ -10,37 +10,39 @@ backoff (never dead-letter for that).
 
 from __future__ import annotations
 
+from functools import partial
+
 from services.completion_records import save_completion
 from services.usage_records import save_ai_usage
-from streams.app import app, resources, topics
+from streams.app import Worker
 from streams.processing import SINK_RETRY, Stage
 from streams.records import AISpendSettled, ImageCompleted
 
 STAGE = "mysql_sink"
 
 
-async def record_completion(event: ImageCompleted) -> None:
-    await save_completion(resources.db, event)
+async def record_completion(event: ImageCompleted, worker: Worker) -> None:
+    await save_completion(worker.resources.db, event)
 
 
-stage = Stage(STAGE, ImageCompleted, record_completion, topics.dead_letter, SINK_RETRY)
+async def record_ai_usage(settlement: AISpendSettled, worker: Worker) -> None:
+    await save_ai_usage(worker.resources.db, settlement)
 
 
-@app.agent(topics.completed, name=STAGE)
-async def mysql_sink(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+def register(worker: Worker) -> None:
+    topics = worker.topics
+    stage = Stage(STAGE, ImageCompleted, partial(record_completion, worker=worker),
+                  topics.dead_letter, SINK_RETRY)
+    usage_stage = Stage("ai_usage_sink", AISpendSettled,
+                        partial(record_ai_usage, worker=worker), topics.dead_letter,
+                        SINK_RETRY)
 
+    @worker.app.agent(topics.completed, name=STAGE)
+    async def mysql_sink(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)
 
-async def record_ai_usage(settlement: AISpendSettled) -> None:
-    await save_ai_usage(resources.db, settlement)
-
-
-usage_stage = Stage("ai_usage_sink", AISpendSettled, record_ai_usage, topics.dead_letter,
-                    SINK_RETRY)
-
-
-@app.agent(topics.ai_budget, name="ai_usage_sink")
-async def ai_usage_sink(stream):
-    await resources.ready_with_retry()
-    await usage_stage.run(stream)
+    @worker.app.agent(topics.ai_budget, name="ai_usage_sink")
+    async def ai_usage_sink(stream):
+        await worker.resources.ready_with_retry()
+        await usage_stage.run(stream)

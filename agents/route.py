@@ -10,10 +10,12 @@ redelivered or replayed report yields the same job and never reserves twice.
 
 from __future__ import annotations
 
+from functools import partial
+
 from imaging.planning import AI_DISABLED, ai_steps, plan_enhancement
-from streams.app import app, catalog, profile_for, resources, settings, topics
+from streams.app import Worker
 from streams.budget import budget_zone, today
-from streams.processing import Stage, emit
+from streams.processing import Stage
 from streams.records import (
     AIEnhancementRequested,
     EnhancementPlan,
@@ -23,13 +25,12 @@ from streams.records import (
 )
 
 STAGE = "route"
-BUDGET_ZONE = budget_zone(settings.budget_timezone)
 
 
-def build_plan(report: QualityAssessed) -> EnhancementPlan:
+def build_plan(report: QualityAssessed, worker: Worker) -> EnhancementPlan:
     plan = plan_enhancement(report.metrics, report.tier, report.subject,
-                            profile_for(report.profile),
-                            catalog, None if settings.ai_enabled else AI_DISABLED)
+                            worker.profile_for(report.profile), worker.catalog,
+                            None if worker.settings.ai_enabled else AI_DISABLED)
     job_id = job_id_for(report.image_id, report.profile["name"], report.profile["version"])
     return EnhancementPlan.new(
         event_id=deterministic_id("EnhancementPlan", job_id),
@@ -63,21 +64,20 @@ def ai_request(plan: EnhancementPlan, day: str) -> AIEnhancementRequested:
     )
 
 
-async def route_report(report: QualityAssessed) -> None:
-    plan = build_plan(report)
+async def route_report(report: QualityAssessed, worker: Worker) -> None:
+    plan = build_plan(report, worker)
     if ai_steps(plan.steps):
-        request = ai_request(plan, today(BUDGET_ZONE))
-        await emit(topics.ai_requests, request, request.budget_key,
-                   validate=settings.validate_events)
+        day = today(budget_zone(worker.settings.budget_timezone))
+        await worker.send("ai_requests", ai_request(plan, day))
     else:
-        await emit(topics.enhance_local, plan, report.image_id,
-                   validate=settings.validate_events)
+        await worker.send("enhance_local", plan)
 
 
-stage = Stage(STAGE, QualityAssessed, route_report, topics.dead_letter)
+def register(worker: Worker) -> None:
+    stage = Stage(STAGE, QualityAssessed, partial(route_report, worker=worker),
+                  worker.topics.dead_letter)
 
-
-@app.agent(topics.assessed, name=STAGE)
-async def route(stream):
-    await resources.ready_with_retry()
-    await stage.run(stream)
+    @worker.app.agent(worker.topics.assessed, name=STAGE)
+    async def route(stream):
+        await worker.resources.ready_with_retry()
+        await stage.run(stream)

@@ -109,7 +109,7 @@ def pure_rate(photos: list[bytes], cpus: set[int] | None = None) -> tuple[float,
 
 
 # Which process a CPU second belongs to, by its command line (first match wins).
-PROCESS_GROUPS = (("workers", "faust -A streams.app worker"), ("SeaweedFS", "weed"),
+PROCESS_GROUPS = (("workers", "streams.app worker"), ("SeaweedFS", "weed"),
                   ("broker (tansu)", "tansu"), ("MariaDB", "mariadbd"), ("moto", "moto"),
                   ("Bedrock emulator", "emulator bedrock"))
 

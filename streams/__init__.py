@@ -1,5 +1,5 @@
 """The faust app and everything around it: settings, topics, event records, views, CLI.
 
-Importing this package is cheap: the faust app lives in ``streams.app`` and is only
-built when that module is imported.
+Importing any of it is cheap and has no side effects: the faust app is built by
+``streams.app.create_worker`` when a worker starts.
 """

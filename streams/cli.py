@@ -50,7 +50,7 @@ def _worker_command(args: argparse.Namespace) -> int:
     if args.web_port:
         os.environ["IMGSTREAM_WEB_PORT"] = str(args.web_port)
     port = str(args.web_port or settings.web_port)
-    argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker",
+    argv = [sys.executable, "-m", "streams.app", "worker",
             "-l", args.loglevel, "--web-port", port, "--web-host", settings.web_host]
     os.execv(sys.executable, argv)
     return 0  # not reached

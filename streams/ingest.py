@@ -24,12 +24,12 @@ from aiohttp import BodyPartReader, web
 from imaging.errors import PermanentError, RejectedUpload, RetryableError
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
 from services.object_store import ObjectUri
-from streams.app import app, resources, settings, topics
+from streams.app import Worker
 from streams.auth import authorized
 from streams.http_status import rejection_status
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
-from streams.processing import emit
 from streams.records import ImageUploaded, deterministic_id
+from streams.settings import Settings
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _FIELD_LIMIT = 1024
@@ -96,7 +96,7 @@ def image_id_for(seller_id: str, sku_id: str, content_sha256: str) -> str:
     return deterministic_id("image", seller_id, sku_id, content_sha256)
 
 
-def upload_limits() -> UploadLimits:
+def upload_limits(settings: Settings) -> UploadLimits:
     return UploadLimits(
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_pixels,
@@ -105,7 +105,7 @@ def upload_limits() -> UploadLimits:
     )
 
 
-async def ingest(request: UploadRequest) -> IngestResult:
+async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
     """Validate, store, record and emit one upload (idempotent)."""
     seller_id, sku_id, group_id = check_identity(
         request.seller_id, request.sku_id, request.product_group_id
@@ -113,11 +113,12 @@ async def ingest(request: UploadRequest) -> IngestResult:
     filename = check_filename(request.filename)
     loop = asyncio.get_running_loop()
     image: ValidatedImage = await loop.run_in_executor(
-        None, partial(validate_image, request.data, upload_limits(), request.declared_type)
+        None, partial(validate_image, request.data, upload_limits(worker.settings),
+                      request.declared_type)
     )
-    await resources.ready()
-    uri = ObjectUri(settings.originals_bucket, image.storage_key)
-    await resources.store.put_if_absent(uri, request.data, image.content_type)
+    await worker.resources.ready()
+    uri = ObjectUri(worker.settings.originals_bucket, image.storage_key)
+    await worker.resources.store.put_if_absent(uri, request.data, image.content_type)
 
     image_id = image_id_for(seller_id, sku_id, image.sha256)
     event = ImageUploaded.new(
@@ -136,17 +137,17 @@ async def ingest(request: UploadRequest) -> IngestResult:
         height=image.height,
         orientation=image.orientation,
     )
-    inserted, status = await _record(event)
+    inserted, status = await _record(event, worker)
     if inserted or status == "uploaded":
         # Not yet picked up by the pipeline (or a previous emit may have failed):
         # emitting again is safe, consumers are idempotent by image_id.
-        await emit(topics.uploaded, event, image_id, validate=settings.validate_events)
+        await worker.send("uploaded", event)
     return IngestResult(event=event, duplicate=not inserted, status=status)
 
 
-async def _record(event: ImageUploaded) -> tuple[bool, str]:
+async def _record(event: ImageUploaded, worker: Worker) -> tuple[bool, str]:
     """Insert the product_images row unless it exists; returns (inserted, status)."""
-    db = resources.db
+    db = worker.resources.db
     affected = await db.execute(
         "INSERT IGNORE INTO product_images (image_id, seller_id, product_group_id, sku_id,"
         " filename, original_url, content_sha256, format, width, height, file_size_bytes,"
@@ -224,27 +225,30 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
     )
 
 
-@app.page("/api/images/upload")
-class UploadView(faust.web.View):
-    """POST a photo; 201 when new, 200 when the same listing photo was uploaded before."""
+def register(worker: Worker) -> None:
+    """Attach the upload view to the worker's web server."""
 
-    async def post(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        if not authorized(request):
-            UPLOADS.labels("rejected", "unauthorized").inc()
-            return _error("unauthorized", "A valid API key is required (X-API-Key).", 401)
-        try:
-            upload = await read_upload(request, settings.max_upload_bytes)
-            result = await ingest(upload)
-        except RejectedUpload as exc:
-            UPLOADS.labels("rejected", exc.code).inc()
-            return _error(exc.code, exc.reason, rejection_status(exc.code))
-        except RetryableError as exc:
-            UPLOADS.labels("error", "unavailable").inc()
-            return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
-        except PermanentError as exc:
-            UPLOADS.labels("error", "internal").inc()
-            return _error("internal", str(exc), 500)
-        UPLOADS.labels("duplicate" if result.duplicate else "created", "ok").inc()
-        UPLOAD_SECONDS.observe(time.perf_counter() - started)
-        return web.json_response(result.to_response(), status=200 if result.duplicate else 201)
+    @worker.app.page("/api/images/upload")
+    class UploadView(faust.web.View):
+        """POST a photo; 201 when new, 200 when the same listing photo was uploaded before."""
+
+        async def post(self, request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            if not authorized(request):
+                UPLOADS.labels("rejected", "unauthorized").inc()
+                return _error("unauthorized", "A valid API key is required (X-API-Key).", 401)
+            try:
+                upload = await read_upload(request, worker.settings.max_upload_bytes)
+                result = await ingest(upload, worker)
+            except RejectedUpload as exc:
+                UPLOADS.labels("rejected", exc.code).inc()
+                return _error(exc.code, exc.reason, rejection_status(exc.code))
+            except RetryableError as exc:
+                UPLOADS.labels("error", "unavailable").inc()
+                return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
+            except PermanentError as exc:
+                UPLOADS.labels("error", "internal").inc()
+                return _error("internal", str(exc), 500)
+            UPLOADS.labels("duplicate" if result.duplicate else "created", "ok").inc()
+            UPLOAD_SECONDS.observe(time.perf_counter() - started)
+            return web.json_response(result.to_response(), status=200 if result.duplicate else 201)

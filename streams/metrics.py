@@ -99,3 +99,18 @@ AI_STEPS = Counter(
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+INVALIDATIONS = Counter(
+    "imgstream_cdn_invalidations_total",
+    "CreateInvalidation outcomes: ok, duplicate (reference already confirmed, not sent), "
+    "busy (TooManyInvalidationsInProgress, retried), retried (other transient fault), "
+    "failed (refused for good, events dead-lettered).",
+    ["outcome"],
+)
+PATHS_INVALIDATED = Counter(
+    "imgstream_cdn_paths_invalidated_total",
+    "Paths in invalidations CloudFront accepted (each one is billed after 1000 a month).",
+)
+PENDING_PATHS = Gauge(
+    "imgstream_cdn_pending_paths",
+    "Deduplicated paths waiting for their batch to be sent.",
+)

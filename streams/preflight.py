@@ -8,8 +8,6 @@ of an image or an environment before the first worker does.
 
 from __future__ import annotations
 
-import importlib
-
 from imaging.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -48,10 +46,12 @@ def check_worker(settings: Settings) -> int:
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    app_module = importlib.import_module("streams.app")  # builds the app, imports agents
-    agents = sorted(app_module.app.agents)
+    from streams.app import create_worker
+
+    worker = create_worker(settings)  # builds the app and registers every agent
+    agents = sorted(worker.app.agents)
     print(f"imgstream worker --check ({settings.env}): ok: profile "
-          f"{app_module.profile.name} {app_module.profile.version}, "
+          f"{worker.profile.name} {worker.profile.version}, "
           f"{len(agents)} agents ({', '.join(a.rsplit('.', 1)[-1] for a in agents)}), "
           f"broker {settings.kafka_bootstrap}, database {settings.db_host}:{settings.db_port}")
     return 0

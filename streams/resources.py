@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from imaging.errors import RetryableError, ServiceUnavailable
 from services.bedrock import BedrockClient
@@ -16,10 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class Resources:
-    """The database pool and object store, with migrations applied before first use."""
+    """The image thread pool, database pool, object store and Bedrock client of a worker
+    (migrations applied before first use)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Image work (decode, metrics, operations, encodes) never runs on the event loop.
+        self.image_pool = ThreadPoolExecutor(max_workers=settings.image_threads,
+                                             thread_name_prefix="image")
         self._db: Database | None = None
         self._store: ObjectStore | None = None
         self._bedrock: BedrockClient | None = None

@@ -114,3 +114,19 @@ class Topics:
 
     def all(self) -> list[faust.TopicT]:
         return list(self._topics.values())
+
+    async def send(self, short: str, event: Event, *, validate: bool = True) -> None:
+        """Send ``event`` to topic ``short``, keyed by the field its spec names (events
+        without that field, e.g. a dead letter about garbage, by their event id)."""
+        from streams.processing import emit
+
+        await emit(self._topics[short], event, key_of(self.specs[short], event),
+                   validate=validate)
+
+
+def key_of(spec: TopicSpec, event: Event) -> str:
+    """The message key of ``event`` on the topic ``spec`` declares."""
+    if not isinstance(event, spec.event):
+        raise TypeError(f"{spec.name} carries {spec.event.__name__}, "
+                        f"not {type(event).__name__}")
+    return getattr(event, spec.key, None) or event.event_id

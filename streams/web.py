@@ -9,134 +9,136 @@ import re
 import faust
 from aiohttp import ClientTimeout, web
 
-from agents.budget_gate import budget_days, costs_summary
+from agents.budget_gate import book_of, costs_summary
 from imaging.errors import SchemaViolation
 from streams import metrics
-from streams.app import app, resources, settings, topics
+from streams.app import Worker
 from streams.auth import authorized
 from streams.budget import budget_zone, today
-from streams.processing import emit
 from streams.records import BudgetCapChanged, deterministic_id, utc_now
 
-BUDGET_ZONE = budget_zone(settings.budget_timezone)
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
-def refresh_budget_gauges() -> None:
-    summary = costs_summary(today(BUDGET_ZONE))
+def refresh_budget_gauges(worker: Worker) -> None:
+    summary = costs_summary(today(budget_zone(worker.settings.budget_timezone)),
+                            book_of(worker))
     for kind in ("cap", "reserved", "settled", "remaining"):
         metrics.BUDGET_USD.labels(kind).set(summary[f"{kind}_usd"])
 
 
-@app.page("/metrics")
-class MetricsView(faust.web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        refresh_budget_gauges()
-        body, content_type = metrics.render()
-        return web.Response(body=body, headers={"Content-Type": content_type})
+def register(worker: Worker) -> None:
+    """Attach the operational views to the worker's web server."""
+    app, resources, settings = worker.app, worker.resources, worker.settings
+    zone = budget_zone(settings.budget_timezone)
+    book = book_of(worker)
 
+    @app.page("/metrics")
+    class MetricsView(faust.web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            refresh_budget_gauges(worker)
+            body, content_type = metrics.render()
+            return web.Response(body=body, headers={"Content-Type": content_type})
 
-@app.page("/api/health")
-class HealthView(faust.web.View):
-    """200 when the database, the object store and the broker answer; 503 otherwise."""
+    @app.page("/api/health")
+    class HealthView(faust.web.View):
+        """200 when the database, the object store and the broker answer; 503 otherwise."""
 
-    async def get(self, request: web.Request) -> web.Response:
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(resources.ready(), timeout=5)
-            await asyncio.wait_for(resources.db.fetchone("SELECT 1 AS ok"), timeout=5)
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"error: {exc}"
-        try:
-            await asyncio.wait_for(resources.store.ping(), timeout=5)
-            checks["object_store"] = "ok"
-        except Exception as exc:
-            checks["object_store"] = f"error: {exc}"
-        producer = app.producer
-        checks["broker"] = "ok" if producer is not None and producer.started else "not started"
-        healthy = all(v == "ok" for v in checks.values())
-        return web.json_response(
-            {"status": "ok" if healthy else "degraded", "checks": checks},
-            status=200 if healthy else 503,
-        )
-
-
-@app.page("/api/stats/costs")
-class CostsView(faust.web.View):
-    """A budget day's cap, reserved and settled spend, by operation and model.
-
-    ``?day=YYYY-MM-DD`` (default: today in the budget time zone). The worker that owns
-    the day's partition answers; others forward the request to it, and answer from
-    their standby copy (``authoritative: false``) only when the owner cannot be reached.
-    """
-
-    async def get(self, request: web.Request) -> web.Response:
-        day = request.query.get("day") or today(BUDGET_ZONE)
-        if not DAY.match(day):
-            return web.json_response({"error": "day must be YYYY-MM-DD"}, status=400)
-        owner = self._owner(day)
-        here = str(app.conf.canonical_url).rstrip("/")
-        if request.query.get("local") != "1" and owner and owner != here:
+        async def get(self, request: web.Request) -> web.Response:
+            checks: dict[str, str] = {}
             try:
-                async with app.http_client.get(
-                        f"{owner}/api/stats/costs", params={"day": day, "local": "1"},
-                        timeout=ClientTimeout(total=5)) as response:
-                    if response.status == 200:
-                        return web.json_response(await response.json())
-            except (TimeoutError, OSError):
-                pass
-        summary = costs_summary(day)
-        summary.update(timezone=settings.budget_timezone, served_by=here,
-                       authoritative=owner == here)
-        return web.json_response(summary)
+                await asyncio.wait_for(resources.ready(), timeout=5)
+                await asyncio.wait_for(resources.db.fetchone("SELECT 1 AS ok"), timeout=5)
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = f"error: {exc}"
+            try:
+                await asyncio.wait_for(resources.store.ping(), timeout=5)
+                checks["object_store"] = "ok"
+            except Exception as exc:
+                checks["object_store"] = f"error: {exc}"
+            producer = app.producer
+            checks["broker"] = "ok" if producer is not None and producer.started else "not started"
+            healthy = all(v == "ok" for v in checks.values())
+            return web.json_response(
+                {"status": "ok" if healthy else "degraded", "checks": checks},
+                status=200 if healthy else 503,
+            )
 
-    @staticmethod
-    def _owner(day: str) -> str | None:
-        try:
-            return str(app.router.key_store(budget_days.name, day.encode())).rstrip("/")
-        except (KeyError, AttributeError, TypeError):
-            return None
+    @app.page("/api/stats/costs")
+    class CostsView(faust.web.View):
+        """A budget day's cap, reserved and settled spend, by operation and model.
 
+        ``?day=YYYY-MM-DD`` (default: today in the budget time zone). The worker that owns
+        the day's partition answers; others forward the request to it, and answer from
+        their standby copy (``authoritative: false``) only when the owner cannot be reached.
+        """
 
-@app.page("/api/budget/caps")
-class BudgetCapsView(faust.web.View):
-    """Set a budget day's caps while workers run: ``PUT`` a JSON body
-    ``{"daily_cap_usd": 40, "operation_caps_usd": {"background": 30}, "day": "YYYY-MM-DD",
-    "reason": "..."}`` (``day`` defaults to today, ``operation_caps_usd`` to none).
+        async def get(self, request: web.Request) -> web.Response:
+            day = request.query.get("day") or today(zone)
+            if not DAY.match(day):
+                return web.json_response({"error": "day must be YYYY-MM-DD"}, status=400)
+            owner = self._owner(day)
+            here = str(app.conf.canonical_url).rstrip("/")
+            if request.query.get("local") != "1" and owner and owner != here:
+                try:
+                    async with app.http_client.get(
+                            f"{owner}/api/stats/costs", params={"day": day, "local": "1"},
+                            timeout=ClientTimeout(total=5)) as response:
+                        if response.status == 200:
+                            return web.json_response(await response.json())
+                except (TimeoutError, OSError):
+                    pass
+            summary = costs_summary(day, book)
+            summary.update(timezone=settings.budget_timezone, served_by=here,
+                           authoritative=owner == here)
+            return web.json_response(summary)
 
-    The change travels as a ``BudgetCapChanged`` event to the day's owner, which records
-    it in the budget table (so it survives restarts and moves with the partition); the
-    answer (202) comes once the broker has it. ``GET /api/stats/costs`` shows it applied.
-    Same API keys as the upload API.
-    """
+        @staticmethod
+        def _owner(day: str) -> str | None:
+            try:
+                return str(app.router.key_store(book.days.name, day.encode())).rstrip("/")
+            except (KeyError, AttributeError, TypeError):
+                return None
 
-    async def put(self, request: web.Request) -> web.Response:
-        if not authorized(request):
-            return web.json_response({"error": "unauthorized",
-                                      "reason": "a valid X-API-Key is required"}, status=401)
-        try:
-            body = await request.json()
-        except ValueError:
-            return web.json_response({"error": "bad_request", "reason": "body is not JSON"},
-                                     status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "bad_request",
-                                      "reason": "body must be a JSON object"}, status=400)
-        day = body.get("day") or today(BUDGET_ZONE)
-        stamp = utc_now()
-        change = BudgetCapChanged.new(
-            event_id=deterministic_id("BudgetCapChanged", str(day), stamp),
-            occurred_at=stamp,
-            budget_key=str(day),
-            budget_day=day,
-            daily_cap_usd=body.get("daily_cap_usd"),
-            operation_caps_usd=body.get("operation_caps_usd") or {},
-            reason=str(body.get("reason") or ""),
-            requested_by=request.remote or "",
-        )
-        try:
-            await emit(topics.ai_caps, change, change.budget_key)
-        except SchemaViolation as exc:
-            return web.json_response({"error": "bad_request", "reason": str(exc)}, status=400)
-        return web.json_response(change.to_document(), status=202)
+    @app.page("/api/budget/caps")
+    class BudgetCapsView(faust.web.View):
+        """Set a budget day's caps while workers run: ``PUT`` a JSON body
+        ``{"daily_cap_usd": 40, "operation_caps_usd": {"background": 30}, "day": "YYYY-MM-DD",
+        "reason": "..."}`` (``day`` defaults to today, ``operation_caps_usd`` to none).
+
+        The change travels as a ``BudgetCapChanged`` event to the day's owner, which records
+        it in the budget table (so it survives restarts and moves with the partition); the
+        answer (202) comes once the broker has it. ``GET /api/stats/costs`` shows it applied.
+        Same API keys as the upload API.
+        """
+
+        async def put(self, request: web.Request) -> web.Response:
+            if not authorized(request):
+                return web.json_response({"error": "unauthorized",
+                                          "reason": "a valid X-API-Key is required"}, status=401)
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"error": "bad_request", "reason": "body is not JSON"},
+                                         status=400)
+            if not isinstance(body, dict):
+                return web.json_response({"error": "bad_request",
+                                          "reason": "body must be a JSON object"}, status=400)
+            day = body.get("day") or today(zone)
+            stamp = utc_now()
+            change = BudgetCapChanged.new(
+                event_id=deterministic_id("BudgetCapChanged", str(day), stamp),
+                occurred_at=stamp,
+                budget_key=str(day),
+                budget_day=day,
+                daily_cap_usd=body.get("daily_cap_usd"),
+                operation_caps_usd=body.get("operation_caps_usd") or {},
+                reason=str(body.get("reason") or ""),
+                requested_by=request.remote or "",
+            )
+            try:
+                await worker.topics.send("ai_caps", change, validate=True)
+            except SchemaViolation as exc:
+                return web.json_response({"error": "bad_request", "reason": str(exc)}, status=400)
+            return web.json_response(change.to_document(), status=202)

@@ -1,0 +1,95 @@
+"""budget_gate's handlers on in-memory tables: reserve, refuse, settle once, caps."""
+
+import pytest
+
+from agents.assess import assess_uploaded
+from agents.budget_gate import BudgetBook, change_day_caps, gate_request, settle_spend
+from agents.route import ai_request, build_plan
+from streams.budget import Caps
+from streams.records import AISpendSettled, BudgetCapChanged, deterministic_id
+from tests.unit.agents.fakes import FakeWorker, product_photo, uploaded_photo
+
+DAY = "2026-12-05"
+REMOVE_BACKGROUND = "stability.stable-image-remove-background-v1:0"
+
+
+async def _noop():
+    return None
+
+
+@pytest.fixture
+def worker(tmp_path, monkeypatch):
+    async def save(db, event):
+        return None
+
+    monkeypatch.setattr("agents.assess.save_assessment", save)
+    fake = FakeWorker(tmp_path)
+    fake.state["budget_gate"] = BudgetBook(days={}, reservations={},
+                                           caps=Caps.from_usd(0.10, {}), flush=_noop)
+    return fake
+
+
+async def _request(worker, seller="seller-1"):
+    """A real AI request: a photo's plan with a paid background step added."""
+    uploaded = uploaded_photo(worker, product_photo(), seller=seller)
+    await assess_uploaded(uploaded, worker)
+    report = worker.sent_to("assessed")[-1]
+    plan = build_plan(report, worker)
+    plan.steps = [{"order": 1, "operation": "background", "method": "ai", "params": {},
+                   "model_id": REMOVE_BACKGROUND, "estimated_cost_usd": 0.07,
+                   "fallback_reason": None}]
+    plan.estimated_cost_usd = 0.07
+    return ai_request(plan, DAY)
+
+
+def _settlement(approval, cost):
+    return AISpendSettled.new(
+        event_id=deterministic_id("s", approval.reservation_id), request_id=approval.request_id,
+        reservation_id=approval.reservation_id, image_id=approval.image_id,
+        job_id=approval.job_id, budget_key=DAY, budget_day=DAY,
+        reserved_usd=approval.reserved_usd, settled_usd=cost,
+        outcome="settled" if cost else "released",
+        usage=[{"order": 1, "operation": "background", "model_id": REMOVE_BACKGROUND,
+                "cost_usd": cost, "paid": cost > 0, "cache_hit": False, "attempts": 1,
+                "latency_ms": 5.0, "success": True, "error": None}])
+
+
+async def test_a_request_that_fits_is_reserved_once_and_approved(worker):
+    request = await _request(worker)
+    await gate_request(request, worker)
+    await gate_request(request, worker)  # redelivered: same reservation, no second one
+    approvals = worker.sent_to("ai")
+    assert len(approvals) == 2 and approvals[0] == approvals[1]
+    assert approvals[0].reserved_usd == pytest.approx(0.07)
+    assert [key for topic, key, _ in worker.sent if topic == "ai"] == [request.image_id] * 2
+    assert worker.state["budget_gate"].ledger(DAY).reserved == 70_000
+
+
+async def test_a_request_over_the_cap_runs_locally_with_the_reason(worker):
+    await gate_request(await _request(worker, "seller-1"), worker)
+    second = await _request(worker, "seller-2")  # 0.07 + 0.07 > 0.10
+    await gate_request(second, worker)
+    [plan] = worker.sent_to("enhance_local")
+    assert plan.image_id == second.image_id and plan.estimated_cost_usd == 0.0
+    assert plan.steps[0]["method"] == "local"
+    assert plan.steps[0]["fallback_reason"].startswith("budget")
+
+
+async def test_a_settlement_counts_once_and_frees_the_rest(worker):
+    request = await _request(worker)
+    await gate_request(request, worker)
+    [approval] = worker.sent_to("ai")
+    settlement = _settlement(approval, 0.05)
+    await settle_spend(settlement, worker)
+    await settle_spend(settlement, worker)  # redelivered: changes nothing
+    ledger = worker.state["budget_gate"].ledger(DAY)
+    assert (ledger.reserved, ledger.settled) == (0, 50_000)
+
+
+async def test_an_operator_cap_change_applies_to_the_next_request(worker):
+    change = BudgetCapChanged.new(
+        event_id=deterministic_id("caps"), budget_key=DAY, budget_day=DAY,
+        daily_cap_usd=0.0, operation_caps_usd={}, reason="stop", requested_by="test")
+    await change_day_caps(change, worker)
+    await gate_request(await _request(worker), worker)
+    assert worker.sent_to("ai") == [] and len(worker.sent_to("enhance_local")) == 1
