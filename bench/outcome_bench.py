@@ -193,6 +193,9 @@ def one_sample(sample) -> dict:
 
 
 def sheet(rows: list[dict], path: Path, title: str) -> None:
+    if not rows:
+        print(f"{path.name}: nothing to show ({title})")
+        return
     tiles = []
     for row in rows:
         data = Path(row["path"]).read_bytes()

@@ -58,10 +58,9 @@ def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray
 def encode_intermediate(bgr: np.ndarray) -> bytes:
     """The image handed from enhance_local to finalize through the object store.
 
-    JPEG q95 without chroma subsampling: 49.6 dB PSNR against the exact pixels (visually
-    lossless, and finalize re-encodes at q85 anyway), a quarter of PNG's bytes and ten
-    times faster to encode (1.3 MP: 817 KB, 10 ms + 26 ms decode, against PNG level 1's
-    3 MB, 109 ms + 74 ms). The pipeline moves it through S3 twice per photo.
+    JPEG q95 without chroma subsampling: visually lossless (finalize re-encodes at q85
+    anyway), a quarter of PNG's bytes and ten times faster to encode
+    (docs/decisions/0005-intermediate-format.md).
     """
     ok, buffer = cv2.imencode(".jpg", bgr, [
         cv2.IMWRITE_JPEG_QUALITY, 95,

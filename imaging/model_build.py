@@ -1,10 +1,11 @@
 """Build the int8 segmentation network the workers run, from the float one that ships.
 
-Why at install time: the float U²-Net-p costs ~440 ms per photo on one core; an int8
-copy costs ~170 ms with the same masks (decision record 0001), but no registry package
-ships it and weights cannot be downloaded at run time. The conversion is deterministic
-(the same bytes every build): calibration uses scenes rendered by :mod:`imaging.samples`
-with fixed seeds. It needs the ``onnx`` package, and ~1.5 GB of memory for a few seconds.
+Why at install time: an int8 copy of U²-Net-p gives the same masks at a third of the
+float network's CPU (docs/decisions/0001-outcomes-a-seller-can-trust.md), but no
+registry package ships it and weights cannot be downloaded at run time. The conversion
+is deterministic (the same bytes every build): calibration uses scenes rendered by
+:mod:`imaging.samples` with fixed seeds. It needs the ``onnx`` package, and ~1.5 GB of
+memory for a few seconds.
 
 Run ``python -m imaging.model_build`` (``scripts/setup`` and the Dockerfile do); it
 writes :func:`imaging.segmentation.int8_model_path` and does nothing when that exists.

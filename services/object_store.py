@@ -1,11 +1,10 @@
 """S3-protocol object store (SeaweedFS in the embedded stack, S3 in production).
 
 Object reads and writes - ten or so per photo - go through obstore (the Rust
-``object_store`` crate): natively async, no worker thread per call, and ~0.5 ms of CPU
-per request where boto3 spends ~2 ms (measured against SeaweedFS; at ~10 requests per
-photo that was ~6% of the pipeline's CPU). Bucket administration (create at start, ping)
-stays on boto3, off the hot path. Objects are addressed by ``s3://bucket/key`` URIs in
-events.
+``object_store`` crate): natively async, no worker thread per call, a quarter of boto3's
+CPU per request (docs/decisions/0003-obstore-for-objects.md). Bucket administration
+(create at start, ping) stays on boto3, off the hot path. Objects are addressed by
+``s3://bucket/key`` URIs in events.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """How long a consumer's fetch may wait at the broker (faust hard-codes 1.5 s).
 
 faust-streaming 0.15.3 creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no
-setting to change it. Apache Kafka answers a waiting fetch as soon as data arrives, so the
-value only bounds idle polling there; tansu, the embedded broker, does not: a record
-produced while a fetch waits is delivered when that fetch times out. Measured with
-aiokafka against tansu, produce -> consume latency: 1500 ms wait -> median 484 ms, up to
-1.24 s; 150 ms -> median 16 ms, up to 46 ms (100 ms: 14 / 39). A photo crosses four topics
-between upload and completion, which was most of its ~3 s latency, and at the start and
-end of a batch the stages wait for each other rather than work. The price is idle
-polling: an idle consumer spent ~3 ms CPU per second at 1500 ms, ~9 at 150, ~13 at 100.
-tansu itself spends ~1.5 ms of CPU per fetch whatever it holds (a bare aiokafka consumer of
-one idle partition: 22 ms/s at a 50 ms wait, 10 at 150, 4 at 500, 2 at 1500; +0.3 ms/s per
-partition polled), so two idle workers cost it ~40 ms/s at 150 ms. The wait is a setting
-(``IMGSTREAM_FETCH_MAX_WAIT_MS``): against a broker that answers early, such as Apache
-Kafka, a long wait costs nothing in latency.
+setting to change it. tansu, the embedded broker, delivers a record produced while a fetch
+waits only when that fetch times out, so the wait bounds each hop's latency; shorter waits
+cost idle polling CPU. The measurements and the choice of 150 ms are in
+docs/decisions/0004-fetch-wait.md; the wait is a setting (``IMGSTREAM_FETCH_MAX_WAIT_MS``).
 """
 
 from __future__ import annotations

@@ -45,16 +45,17 @@ class Settings(BaseSettings):
     store: str = "memory://"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=16066, ge=1, le=65535)
-    # How long a consumer's fetch may wait at the broker (streams/kafka_tuning.py): the
-    # embedded broker holds a waiting fetch to its end, so this bounds each hop's latency,
-    # and every fetch costs it ~1.5 ms of CPU, so shorter waits cost idle CPU.
+    # How long a consumer's fetch may wait at the broker: the embedded broker holds a
+    # waiting fetch to its end, so this bounds each hop's latency; shorter waits cost idle
+    # CPU (docs/decisions/0004-fetch-wait.md).
     fetch_max_wait_ms: int = Field(default=150, ge=10, le=1500)
     broker_session_timeout: float = 10.0
     # How long a worker giving up partitions waits for its events in flight before it
     # rejoins the group anyway (they are then not committed: the next owner redoes them).
     rebalance_wait_seconds: float = Field(default=60.0, gt=0)
     # One record per producer batch: tansu answers ListOffsets(latest) wrongly for
-    # multi-record batches, which truncates table recovery (reference/kafka-and-faust.md).
+    # multi-record batches, which truncates table recovery
+    # (docs/decisions/0006-producer-batch-size-on-tansu.md).
     producer_max_batch_size: int = 1
 
     # Object store
@@ -142,9 +143,8 @@ class Settings(BaseSettings):
     # more only adds wake-ups and oversubscribed cores (0 = OpenCV's default, all cores).
     opencv_threads: int = Field(default=1, ge=0, le=64)
     # CPUs this worker runs on, e.g. "0" or "0-1,4" (empty: wherever the OS puts it), to
-    # keep workers off cores reserved for something else. Not a speed-up by default: with
-    # two workers pinned one per core, the one whose partitions hold less work left its
-    # core idle (bench: 0.72 of the pure loop pinned, 0.85 placed by the OS, same CPU/photo).
+    # keep workers off cores reserved for something else. Not a speed-up: a pinned worker
+    # whose partitions hold less work leaves its core idle (docs/benchmarks.md).
     cpu_set: str = ""
 
     # Validate every emitted event against its JSON Schema before sending.

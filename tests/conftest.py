@@ -34,6 +34,20 @@ NAMESPACE_ENV = {
 MEASURED: dict[str, str] = {}
 
 
+def _backend():
+    from tests.backends import choose_backend, docker_engine_available, testcontainers_installed
+
+    requested = os.environ.get("IMGSTREAM_TEST_BACKEND")
+    wants_check = (requested or "embedded").strip().lower() != "embedded"
+    return choose_backend(requested, wants_check and docker_engine_available(),
+                          wants_check and testcontainers_installed())
+
+
+def pytest_report_header(config):
+    backend = _backend()
+    return f"imgstream test backend: {backend.name} ({backend.reason})"
+
+
 def pytest_terminal_summary(terminalreporter):
     if MEASURED:
         terminalreporter.section("measured")
@@ -42,11 +56,26 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def settings():
+def backend_env():
+    """IMGSTREAM_* endpoints of the selected backend (tests/backends.py); none when the
+    embedded stack is used."""
+    from contextlib import ExitStack
+
+    from tests.backends import start_containers
+
+    backend = _backend()
+    MEASURED["test backend"] = f"{backend.name} ({backend.reason})"
+    with ExitStack() as containers:
+        yield start_containers(containers) if backend.name == "containers" else {}
+
+
+@pytest.fixture(scope="session")
+def settings(backend_env):
     """Settings of this session's namespace (also exported to child processes)."""
     from streams.settings import Settings
 
     os.environ.update(NAMESPACE_ENV)
+    os.environ.update(backend_env)
     from streams.settings import reload_settings
 
     reload_settings()
