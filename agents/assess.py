@@ -21,11 +21,11 @@ from functools import partial
 from imaging.assessment import QualityReport, assess_quality
 from imaging.errors import PermanentError
 from imaging.profile import Profile
-from services.object_store import ObjectUri
 from services.quality_records import save_assessment
 from streams.app import Worker
 from streams.processing import Stage
 from streams.records import ImageUploaded, QualityAssessed, ReplayRequested, deterministic_id
+from streams.trust import check_upload_identity, original_uri
 
 STAGE = "assess"
 
@@ -58,8 +58,9 @@ def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
 async def assess_uploaded(uploaded: ImageUploaded, worker: Worker,
                           profile: Profile | None = None) -> None:
     profile = profile or worker.profile
+    check_upload_identity(uploaded)
     store = worker.resources.store
-    data = await store.get(ObjectUri.parse(uploaded.original_uri), keep=True)
+    data = await store.get(original_uri(uploaded.original_uri, worker.settings), keep=True)
     if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:
         raise PermanentError(f"{uploaded.original_uri} does not hold the content the event "
                              "names (sha256 mismatch)")

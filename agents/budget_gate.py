@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from imaging.planning import downgrade_ai_steps
+from services.usage_records import settled_spend
 from streams.app import Worker
 from streams.budget import (
     Caps,
@@ -33,21 +34,22 @@ from streams.budget import (
     caps_for,
     change_caps,
     day_summary,
+    reconcile,
     reserve,
     settle,
     to_micros,
     to_usd,
 )
 from streams.metrics import BUDGET_DECISIONS, BUDGET_EXCESS
-from streams.processing import Stage
+from streams.processing import SINK_RETRY, Stage
 from streams.records import (
     AIEnhancementApproved,
     AIEnhancementRequested,
     AISpendSettled,
     BudgetCapChanged,
     EnhancementPlan,
-    deterministic_id,
 )
+from streams.trust import approval_id
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +88,24 @@ def ai_amounts(steps: list[dict[str, Any]]) -> dict[str, int]:
     return amounts
 
 
-def approval_for(request: AIEnhancementRequested, reservation: Reservation,
+def approval_for(request: AIEnhancementRequested, reservation: Reservation, signing_key: str,
                  finished: bool = False) -> AIEnhancementApproved:
     """The approval to spend a reservation; once it is finished, an approval of nothing:
-    a redelivered request then completes again from cached results, paying nothing."""
+    a redelivered request then completes again from cached results, paying nothing. Its
+    id is a MAC of what it approves (streams/trust.py): only this stage can mint one."""
+    reserved = 0.0 if finished else to_usd(reservation.amount)
     return AIEnhancementApproved.new(
-        event_id=deterministic_id("AIEnhancementApproved", request.request_id,
-                                  "finished" if finished else "open"),
+        event_id=approval_id(signing_key, request_id=request.request_id,
+                             reservation_id=reservation.id, budget_day=request.budget_day,
+                             reserved_usd=reserved, plan=request.plan,
+                             finished=reserved == 0.0),
         request_id=request.request_id,
         reservation_id=reservation.id,
         image_id=request.image_id,
         job_id=request.job_id,
         budget_key=request.budget_key,
         budget_day=request.budget_day,
-        reserved_usd=0.0 if finished else to_usd(reservation.amount),
+        reserved_usd=reserved,
         plan=request.plan,
     )
 
@@ -111,7 +117,25 @@ def downgraded_plan(request: AIEnhancementRequested, reason: str) -> Enhancement
     return plan
 
 
+async def reconcile_day(day: str, worker: Worker) -> None:
+    """Fold MySQL's record of the day's spend into a ledger that has not seen it (a day
+    new to this table, or a changelog the broker lost): spend never restarts at zero."""
+    book = book_of(worker)
+    if book.ledger(day).reconciled:
+        return
+    durable = await settled_spend(worker.resources.db, day)
+    ledger = book.ledger(day)  # read again: the settle agent may have written meanwhile
+    if not ledger.reconciled:
+        before = ledger.settled
+        ledger = reconcile(ledger, durable.by_operation, durable.by_model, durable.paid_calls)
+        book.days[day.encode()] = ledger.to_document()
+        if ledger.settled > before:
+            log.warning("%s: day %s restored from ai_usage_logs: settled $%.4f, the table "
+                        "held $%.4f", STAGE, day, to_usd(ledger.settled), to_usd(before))
+
+
 async def gate_request(request: AIEnhancementRequested, worker: Worker) -> None:
+    await reconcile_day(request.budget_day, worker)
     book = book_of(worker)
     # Read, decide and write without an await in between: the settle agent shares the
     # tables on this event loop.
@@ -128,7 +152,8 @@ async def gate_request(request: AIEnhancementRequested, worker: Worker) -> None:
         await book.flush()
     if outcome.decision in (Decision.RESERVED, Decision.ALREADY_RESERVED):
         assert outcome.reservation is not None
-        await worker.send("ai", approval_for(request, outcome.reservation))
+        await worker.send("ai", approval_for(request, outcome.reservation,
+                                             worker.settings.signing_key))
     elif outcome.decision is Decision.DOES_NOT_FIT:
         book.days[request.budget_day.encode()] = outcome.day.to_document()
         assert outcome.reason is not None
@@ -137,7 +162,8 @@ async def gate_request(request: AIEnhancementRequested, worker: Worker) -> None:
         assert outcome.reservation is not None
         log.info("%s: request %s was settled already; approving cached results only",
                  STAGE, request.request_id)
-        await worker.send("ai", approval_for(request, outcome.reservation, finished=True))
+        await worker.send("ai", approval_for(request, outcome.reservation,
+                                             worker.settings.signing_key, finished=True))
 
 
 async def settle_spend(settlement: AISpendSettled, worker: Worker) -> None:
@@ -203,8 +229,10 @@ def register(worker: Worker) -> None:
         caps=Caps.from_usd(settings.budget_daily_cap_usd, settings.budget_operation_caps_usd),
         flush=lambda: app.producer.flush(),
     )
+    # A request waits out a database outage (the day's first one reads MySQL) rather
+    # than being dead-lettered: SINK_RETRY retries until it works.
     gate_stage = Stage(STAGE, AIEnhancementRequested, partial(gate_request, worker=worker),
-                       topics.dead_letter)
+                       topics.dead_letter, SINK_RETRY)
     settle_stage = Stage("budget_settle", AISpendSettled,
                          partial(settle_spend, worker=worker), topics.dead_letter)
     caps_stage = Stage("budget_caps", BudgetCapChanged,
@@ -212,6 +240,7 @@ def register(worker: Worker) -> None:
 
     @app.agent(topics.ai_requests, name=STAGE)
     async def budget_gate(stream):
+        await worker.resources.ready_with_retry()
         await gate_stage.run(stream)
 
     @app.agent(topics.ai_budget, name="budget_settle")

@@ -1,8 +1,10 @@
 """dead_letters: record every dead letter in MySQL so operators can query and act on it.
 
 The dead-letter topic itself is the durable record; this table is the searchable copy.
-A photo whose event was dead-lettered is marked ``failed`` with the reason. The sink
-waits out database outages (retries forever): a dead letter is never lost.
+A photo whose event was dead-lettered is marked ``failed`` with the reason, but only from
+a state before a result: a letter never overwrites a completed or skipped photo (e.g. a
+replay under a profile this worker lacks). The sink waits out database outages (retries
+forever): a dead letter is never lost.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from streams.records import DeadLetter
 log = logging.getLogger(__name__)
 
 STAGE = "dead_letters"
+#: The states a photo may fail from (completed, skipped and failed are final).
+BEFORE_RESULT = ("uploaded", "analyzing", "analyzed", "queued", "processing", "enhancing",
+                 "optimizing")
 
 
 async def record_dead_letter(letter: DeadLetter, worker: Worker) -> None:
@@ -42,9 +47,10 @@ async def record_dead_letter(letter: DeadLetter, worker: Worker) -> None:
     )
     if letter.image_id:
         await db.execute(
-            "UPDATE product_images SET status = 'failed', last_error = %s WHERE image_id = %s",
+            "UPDATE product_images SET status = 'failed', last_error = %s"
+            f" WHERE image_id = %s AND status IN ({', '.join(['%s'] * len(BEFORE_RESULT))})",
             (f"{letter.stage}: {letter.error_class}: {letter.error_message}"[:2000],
-             letter.image_id),
+             letter.image_id, *BEFORE_RESULT),
         )
 
 

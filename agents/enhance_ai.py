@@ -24,7 +24,7 @@ import numpy as np
 from imaging.ai_io import apply_model_output, prepare_model_input
 from imaging.decoding import decode_image
 from imaging.enhancement import StepResult, apply_plan, encode_intermediate
-from imaging.errors import PermanentError
+from imaging.errors import ForgedEvent, PermanentError
 from services.bedrock import ModelCallFailed, ModelInvocation
 from services.object_store import ObjectUri
 from streams.app import Worker
@@ -32,6 +32,7 @@ from streams.budget import to_micros, to_usd
 from streams.metrics import AI_STEPS
 from streams.processing import Stage
 from streams.records import AIEnhancementApproved, AISpendSettled, ImageEnhanced, deterministic_id
+from streams.trust import check_approval, original_uri
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def settlement_for(approval: AIEnhancementApproved, usage: list[dict[str, Any]]
 
 
 async def enhance_approved(approval: AIEnhancementApproved, worker: Worker) -> None:
+    check_approval(approval, worker.settings)  # before anything can be paid
     lock = _request_locks.setdefault(approval.request_id, asyncio.Lock())
     try:
         async with lock:
@@ -144,7 +146,7 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     image_pool, store = worker.image_pool, worker.resources.store
     usage = _usage_in_flight.setdefault(approval.request_id, [])
     usage.clear()  # a retry of the whole event starts again (paid calls come from the cache)
-    data = await store.get(ObjectUri.parse(plan["source_uri"]), keep=True)
+    data = await store.get(original_uri(plan["source_uri"], worker.settings), keep=True)
     bgr = await loop.run_in_executor(image_pool, _decode, data)
     results: list[StepResult] = []
     unspent = to_micros(approval.reserved_usd)
@@ -182,7 +184,10 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
 
 async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Exception,
                                     worker: Worker) -> None:
-    """The event is lost to the pipeline, but its reservation must not hang."""
+    """The event is lost to the pipeline, but its reservation must not hang. A forged
+    approval names no reservation of its own: settling it could free someone else's."""
+    if isinstance(exc, ForgedEvent):
+        return
     usage = _usage_in_flight.pop(approval.request_id, [])
     delay = 0.5
     while True:  # only a broker outage stops this; the dead-letter write would wait too

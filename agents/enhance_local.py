@@ -17,6 +17,7 @@ from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.processing import Stage
 from streams.records import EnhancementPlan, ImageEnhanced, deterministic_id
+from streams.trust import original_uri
 
 STAGE = "enhance_local"
 
@@ -32,7 +33,7 @@ async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
         enhanced_uri, steps = plan.source_uri, []
     else:
         store = worker.resources.store
-        data = await store.get(ObjectUri.parse(plan.source_uri), keep=True)
+        data = await store.get(original_uri(plan.source_uri, worker.settings), keep=True)
         loop = asyncio.get_running_loop()
         image, steps = await loop.run_in_executor(worker.image_pool, _enhance, data,
                                                   plan.steps)

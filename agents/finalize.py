@@ -22,6 +22,7 @@ from streams.app import Worker
 from streams.metrics import AI_PAID_NOT_PUBLISHED
 from streams.processing import Stage
 from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
+from streams.trust import intermediate_uri, original_uri
 
 STAGE = "finalize"
 
@@ -40,10 +41,11 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     skipped = bool(plan["skip"])
     profile = worker.profile_for(enhanced.profile)
     loop = asyncio.get_running_loop()
-    original = await store.get(ObjectUri.parse(enhanced.source_uri), keep=True)
+    original = await store.get(original_uri(enhanced.source_uri, settings), keep=True)
     publication: Publication | Refusal | None = None
     if not skipped:
-        result = await store.get(ObjectUri.parse(enhanced.enhanced_uri), keep=True)
+        result = await store.get(
+            intermediate_uri(enhanced.enhanced_uri, enhanced.job_id, settings), keep=True)
         publication = await loop.run_in_executor(
             image_pool, publish_enhanced, result, original, plan["before"]["overall_score"],
             enhanced.steps, profile)

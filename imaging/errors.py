@@ -46,6 +46,11 @@ class SchemaViolation(PermanentError):
     """An event does not match its JSON Schema."""
 
 
+class ForgedEvent(PermanentError):
+    """An event names something it may not: another bucket, an image id that does not
+    match its seller, SKU and content, an approval without a reservation."""
+
+
 class ObjectMissing(PermanentError):
     """An object an event points to is not in the store."""
 

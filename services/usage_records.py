@@ -7,8 +7,33 @@ request wins (``INSERT IGNORE``), exactly as in the budget table, so the sum of
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from services.database import Database
 from streams.records import AISpendSettled
+
+
+@dataclass
+class DaySpend:
+    """A budget day's settled spend as ai_usage_logs records it, in micro-dollars."""
+
+    by_operation: dict[str, int] = field(default_factory=dict)
+    by_model: dict[str, int] = field(default_factory=dict)
+    paid_calls: int = 0
+
+
+async def settled_spend(db: Database, day: str) -> DaySpend:
+    rows = await db.fetchall(
+        "SELECT operation, model_id, ROUND(SUM(cost_usd) * 1000000) AS micros,"
+        " SUM(cost_usd > 0) AS paid FROM ai_usage_logs WHERE budget_day = %s"
+        " GROUP BY operation, model_id", (day,))
+    spend = DaySpend()
+    for row in rows:
+        micros = int(row["micros"] or 0)
+        spend.by_operation[row["operation"]] = spend.by_operation.get(row["operation"], 0) + micros
+        spend.by_model[row["model_id"]] = spend.by_model.get(row["model_id"], 0) + micros
+        spend.paid_calls += int(row["paid"] or 0)
+    return spend
 
 
 async def save_ai_usage(db: Database, settlement: AISpendSettled) -> None:

@@ -124,6 +124,8 @@ def create_worker(settings: Settings | None = None) -> Worker:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.broker_session_timeout,
         producer_max_batch_size=settings.producer_max_batch_size,
+        web_router_enabled=settings.faust_views,
+        web_tables_enabled=settings.faust_views,
     )
     worker = Worker(settings=settings, profile=profile, catalog=catalog, app=app,
                     topics=Topics(app, settings), resources=Resources(settings))

@@ -80,6 +80,8 @@ class DayLedger:
     # Caps an operator set for this day at run time (None / absent: the settings' caps).
     cap: int | None = None
     operation_caps: dict[str, int] = field(default_factory=dict)
+    # Whether the durable record (MySQL) was folded in since this ledger was (re)created.
+    reconciled: bool = False
 
     def committed(self) -> int:
         return self.reserved + self.settled
@@ -112,6 +114,27 @@ def change_caps(day: DayLedger, daily: int, by_operation: Mapping[str, int]) -> 
         raise ValueError("caps must be >= 0")
     day.cap = daily
     day.operation_caps = {**day.operation_caps, **by_operation}
+    return day
+
+
+def reconcile(day: DayLedger, settled_by_operation: Mapping[str, int],
+              settled_by_model: Mapping[str, int], paid_calls: int) -> DayLedger:
+    """Fold the durable record of the day's spend into ``day``.
+
+    The ledger lives in a changelog topic; when the broker loses it, the day would start
+    again at zero while the money is spent. Settled spend can only be higher than what
+    either record holds, so each amount becomes the larger of the two (never counted
+    twice: both records hold the same settlements).
+    """
+    by_operation = {op: max(day.settled_by_operation.get(op, 0), settled_by_operation.get(op, 0))
+                    for op in {*day.settled_by_operation, *settled_by_operation}}
+    by_model = {m: max(day.settled_by_model.get(m, 0), settled_by_model.get(m, 0))
+                for m in {*day.settled_by_model, *settled_by_model}}
+    day.settled = max(day.settled, sum(by_operation.values()))
+    day.settled_by_operation = by_operation
+    day.settled_by_model = by_model
+    day.paid_calls = max(day.paid_calls, paid_calls)
+    day.reconciled = True
     return day
 
 

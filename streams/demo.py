@@ -112,7 +112,12 @@ def _print_costs(console: Console, base_url: str) -> None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{base_url}/api/stats/costs", timeout=10) as response:
+        from streams.auth import admin_headers
+        from streams.settings import get_settings
+
+        request = urllib.request.Request(f"{base_url}/api/stats/costs",
+                                         headers=admin_headers(get_settings()))
+        with urllib.request.urlopen(request, timeout=10) as response:
             c = json.load(response)
     except (OSError, ValueError):
         return

@@ -150,16 +150,70 @@ def partitions_to_rewind(committed: Mapping[Partition, int | None],
             if (offset is None or offset <= 0) and not is_changelog(tp)]
 
 
+#: The versions these patches were written against, and the source of each method they
+#: replace (sha256 of ``inspect.getsource``, first 16 hex): anything else and a worker
+#: refuses to start, rather than silently losing events again after an upgrade.
+PATCHED_VERSIONS = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1",
+                    "aiokafka": "0.14.0"}
+PATCHED_SOURCES = {
+    "Consumer.ack": "5fcf41cf45153475",
+    "Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "Consumer.perform_seek": "0e8c130ff4b0afd8",
+    "Consumer.wait_empty": "e4662fe24f094819",
+    "Consumer._add_gap": "4df2573ded7c1c2c",
+    "Consumer.getmany": "4b168d84882a70d6",
+    "Consumer.commit": "a354437baaa08bf8",
+    "Event.ack": "2d29a6eda87c4ce5",
+    "FlowControlEvent.clear": "dda5e40d80288a8f",
+}
+
+
+def patch_mismatches() -> list[str]:
+    """How the installed faust differs from what the patches were written against
+    (before :func:`install`: afterwards the methods are the patches themselves)."""
+    import hashlib
+    import inspect
+    from importlib.metadata import PackageNotFoundError, version
+
+    from faust.events import Event
+    from faust.transport.consumer import Consumer
+    from mode.utils.queues import FlowControlEvent
+
+    problems = []
+    for package, wanted in PATCHED_VERSIONS.items():
+        try:
+            found = version(package)
+        except PackageNotFoundError:
+            found = "not installed"
+        if found != wanted:
+            problems.append(f"{package} {found} (the patches are for {wanted})")
+    owners = {"Consumer": Consumer, "Event": Event, "FlowControlEvent": FlowControlEvent}
+    for target, wanted in PATCHED_SOURCES.items():
+        owner, name = target.split(".")
+        source = inspect.getsource(getattr(owners[owner], name))
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != wanted:
+            problems.append(f"{target} is not the method the patch replaces")
+    return problems
+
+
 def install(rebalance_wait_seconds: float = 60.0) -> None:
-    """Patch faust's consumer, events and flow control (idempotent)."""
+    """Patch faust's consumer, events and flow control (idempotent); refuse a faust the
+    patches were not written for (ConfigurationError names what differs)."""
     from faust.events import Event
     from faust.transport.consumer import Consumer
     from faust.types.tuples import ack_lock
     from mode.utils.queues import FlowControlEvent
 
+    from imaging.errors import ConfigurationError
+    from streams.metrics import FAUST_HEALS
+
     Consumer._imgstream_wait_seconds = rebalance_wait_seconds
     if getattr(Consumer, "_imgstream_fixed", False):
         return
+    mismatches = patch_mismatches()
+    if mismatches:
+        raise ConfigurationError("the faust patches (streams/faust_fixes.py) do not fit the "
+                                 "installed packages: " + "; ".join(mismatches))
     original_ack = Consumer.ack
     original_event_ack = Event.ack
     original_wait_empty = Consumer.wait_empty
@@ -172,6 +226,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
         if acked_unprocessed(app.flow_control.is_active(), message.generation_id,
                              app.consumer_generation_id):
             _not_processed.add(message)
+            FAUST_HEALS.labels("skipped_not_committed").inc()
         return original_event_ack(self)
 
     def clear_buffers(self: Any) -> None:
@@ -180,6 +235,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
             queue.clear()
             for item in dropped:  # release their references, unprocessed (rule 4)
                 if isinstance(item, Event):
+                    FAUST_HEALS.labels("buffer_released").inc()
                     _not_processed.add(item.message)
                     original_event_ack(item)
 
@@ -188,6 +244,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
             await asyncio.wait_for(original_wait_empty(self),
                                    timeout=self._imgstream_wait_seconds)
         except TimeoutError:
+            FAUST_HEALS.labels("wait_empty_timeout").inc()
             still = sorted((m.topic, m.partition, m.offset)
                            for m in list(self._unacked_messages) if not m.acked)
             log.warning("Stopped waiting for %d events in flight after %.0fs: they are not "
@@ -242,6 +299,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
         if last is not None and last[0] == offset and now - last[1] < 10.0:
             return
         rewound[tp] = (offset, now)
+        FAUST_HEALS.labels("rewind").inc()
         rewind = pending(self, "_imgstream_rewind")
         rewind[tp] = min(offset, rewind.get(tp, offset))
         self.log.warning("%s[%d]: offset %d %s; reading the partition again from there",
@@ -309,6 +367,7 @@ def install(rebalance_wait_seconds: float = 60.0) -> None:
             first = await self.earliest_offsets(*rewind)
             self.log.info("Seek %d partitions never committed to their first offset",
                           len(rewind))
+            FAUST_HEALS.labels("seek_uncommitted").inc(len(rewind))
             for tp in rewind:
                 offset = first.get(tp) or 0
                 await self._seek(tp, offset)

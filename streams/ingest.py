@@ -19,16 +19,16 @@ from functools import partial
 from typing import Any
 
 import faust
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientPayloadError, web
 
 from imaging.errors import PermanentError, RejectedUpload, RetryableError
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
 from services.object_store import ObjectUri
 from streams.app import Worker
-from streams.auth import authorized
+from streams.auth import UPLOADER, RateLimiter, authorized, client_of, retry_after_header
 from streams.http_status import rejection_status
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
-from streams.records import ImageUploaded, deterministic_id
+from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.settings import Settings
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -91,11 +91,6 @@ def check_identity(
     return checked[0], checked[1], checked[2]  # type: ignore[return-value]
 
 
-def image_id_for(seller_id: str, sku_id: str, content_sha256: str) -> str:
-    """A listing photo is identified by who sells it, for which SKU, and its bytes."""
-    return deterministic_id("image", seller_id, sku_id, content_sha256)
-
-
 def upload_limits(settings: Settings) -> UploadLimits:
     return UploadLimits(
         max_bytes=settings.max_upload_bytes,
@@ -138,11 +133,30 @@ async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
         orientation=image.orientation,
     )
     inserted, status = await _record(event, worker)
-    if inserted or status == "uploaded":
-        # Not yet picked up by the pipeline (or a previous emit may have failed):
-        # emitting again is safe, consumers are idempotent by image_id.
+    if inserted or await _claim_redrive(event, worker):
         await worker.send("uploaded", event)
+        status = "uploaded"
     return IngestResult(event=event, duplicate=not inserted, status=status)
+
+
+#: A photo still ``uploaded`` this long after its last event may have lost that event (a
+#: crash between the insert and the send): a re-upload sends it again.
+REDRIVE_AFTER_SECONDS = 30
+
+
+async def _claim_redrive(event: ImageUploaded, worker: Worker) -> bool:
+    """Should a re-upload of a known photo drive it through the pipeline again?
+
+    Yes when it failed (the seller's retry) or when it seems stuck before assessment;
+    the conditional update lets exactly one of many identical concurrent uploads win,
+    so they make one ``ImageUploaded``, not one each.
+    """
+    affected = await worker.resources.db.execute(
+        "UPDATE product_images SET status = 'uploaded', last_error = NULL,"
+        " updated_at = CURRENT_TIMESTAMP(3) WHERE image_id = %s AND (status = 'failed'"
+        " OR (status = 'uploaded' AND updated_at < CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND))",
+        (event.image_id, REDRIVE_AFTER_SECONDS))
+    return bool(affected)
 
 
 async def _record(event: ImageUploaded, worker: Worker) -> tuple[bool, str]:
@@ -174,6 +188,23 @@ def _error(code: str, reason: str, status: int) -> web.Response:
 
 
 async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
+    """The upload in ``request``; a body that is not well-formed multipart is a 400, a
+    client that goes away mid-body stores nothing (the body is read before any write)."""
+    try:
+        return await _read_multipart(request, max_bytes)
+    except RejectedUpload:
+        raise
+    except (ConnectionError, asyncio.CancelledError):
+        UPLOADS.labels("aborted", "client_gone").inc()
+        raise
+    except (ValueError, AssertionError, LookupError, UnicodeError, asyncio.IncompleteReadError,
+            web.HTTPException, ClientPayloadError) as exc:
+        raise RejectedUpload("malformed_multipart",
+                             f"The request body is not valid multipart/form-data: "
+                             f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> UploadRequest:
     """Stream the multipart body, refusing oversized files without buffering them."""
     if request.content_length and request.content_length > max_bytes + _MULTIPART_OVERHEAD:
         raise RejectedUpload(
@@ -227,6 +258,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
 
 def register(worker: Worker) -> None:
     """Attach the upload view to the worker's web server."""
+    limiter = RateLimiter(worker.settings.upload_rate_per_second, worker.settings.upload_burst)
 
     @worker.app.page("/api/images/upload")
     class UploadView(faust.web.View):
@@ -234,7 +266,14 @@ def register(worker: Worker) -> None:
 
         async def post(self, request: web.Request) -> web.Response:
             started = time.perf_counter()
-            if not authorized(request):
+            wait = limiter.retry_after(client_of(request))
+            if wait:
+                UPLOADS.labels("rejected", "rate_limited").inc()
+                return web.json_response(
+                    {"error": "rate_limited",
+                     "reason": f"Too many uploads; retry in {wait:.1f} s."},
+                    status=429, headers=retry_after_header(wait))
+            if not authorized(request, worker.settings, UPLOADER):
                 UPLOADS.labels("rejected", "unauthorized").inc()
                 return _error("unauthorized", "A valid API key is required (X-API-Key).", 401)
             try:

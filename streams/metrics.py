@@ -114,3 +114,10 @@ PENDING_PATHS = Gauge(
     "imgstream_cdn_pending_paths",
     "Deduplicated paths waiting for their batch to be sent.",
 )
+
+FAUST_HEALS = Counter(
+    "imgstream_faust_heals_total",
+    "Times a faust patch (streams/faust_fixes.py) kept an unprocessed event from being "
+    "committed or lost, by rule.",
+    ["rule"],
+)

@@ -48,7 +48,11 @@ def check_worker(settings: Settings) -> int:
         return 1
     from streams.app import create_worker
 
-    worker = create_worker(settings)  # builds the app and registers every agent
+    try:
+        worker = create_worker(settings)  # builds the app and registers every agent
+    except ConfigurationError as exc:
+        print(f"imgstream worker --check ({settings.env}): cannot start:\n  - {exc}")
+        return 1
     agents = sorted(worker.app.agents)
     print(f"imgstream worker --check ({settings.env}): ok: profile "
           f"{worker.profile.name} {worker.profile.version}, "

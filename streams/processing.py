@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from imaging.errors import RetryableError, SchemaViolation
 from schemas import validate_event
@@ -39,6 +40,9 @@ from streams.metrics import (
 from streams.records import DeadLetter, Event, deterministic_id
 
 log = logging.getLogger(__name__)
+
+# A dead letter the broker refuses for what it is (not for being down) is never retried.
+UNSENDABLE = (MessageSizeTooLargeError, RecordTooLargeError, SchemaViolation)
 
 E = TypeVar("E", bound=Event)
 
@@ -71,8 +75,10 @@ class Message:
     value: bytes
 
 
-def decode_event(event_type: type[E], raw: bytes) -> E:
+def decode_event(event_type: type[E], raw: bytes | None) -> E:
     """Parse and validate one message value; SchemaViolation says what is wrong."""
+    if not raw:
+        raise SchemaViolation(f"{event_type.__name__}: the message has no value (null)")
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -118,8 +124,8 @@ class Stage(Generic[E]):
                 topic=event.message.topic,
                 partition=event.message.partition,
                 offset=event.message.offset,
-                key=event.key,
-                value=event.value,
+                key=event.key if isinstance(event.key, bytes) else None,
+                value=event.value if isinstance(event.value, bytes) else b"",
             ))
 
     async def process(self, message: Message) -> str:
@@ -173,7 +179,7 @@ class Stage(Generic[E]):
             source_key=message.key.decode("utf-8", "replace") if message.key else None,
             image_id=_image_id_of(message.value),
             attempts=attempts,
-            original_event=message.value.decode("utf-8", "replace"),
+            original_event=excerpt(message.value),
         )
         key = letter.image_id or letter.event_id
         delay = 0.5
@@ -181,6 +187,12 @@ class Stage(Generic[E]):
             try:
                 await emit(self.dead_letters, letter, key)
                 break
+            except UNSENDABLE as send_exc:  # retrying could never help: log and count
+                log.error("%s: dead letter for %s[%s]@%s cannot be sent (%s); the original "
+                          "stays on its topic", self.name, message.topic, message.partition,
+                          message.offset, send_exc)
+                DEAD_LETTERS.labels(self.name, "unsendable").inc()
+                return
             except Exception as send_exc:
                 log.warning("%s: dead-letter send failed (%s), retrying", self.name, send_exc)
                 await asyncio.sleep(delay)
@@ -188,11 +200,22 @@ class Stage(Generic[E]):
         DEAD_LETTERS.labels(self.name, error_class).inc()
 
 
+def excerpt(raw: bytes, limit: int = 64 * 1024) -> str:
+    """The original message for a dead letter, bounded: a letter must always fit the
+    broker's message size (the original stays on its topic at the letter's coordinates)."""
+    if len(raw) <= limit:
+        return raw.decode("utf-8", "replace")
+    return (raw[:limit].decode("utf-8", "replace")
+            + f"...[truncated: {len(raw)} bytes in all]")
+
+
 def _image_id_of(raw: bytes) -> str | None:
     """Best-effort image id of a message that may be garbage."""
+    if len(raw) > 1024 * 1024:
+        return None
     try:
         document: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     image_id = document.get("image_id") if isinstance(document, dict) else None
     if isinstance(image_id, str) and len(image_id) == 32 and all(

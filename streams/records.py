@@ -30,6 +30,11 @@ def deterministic_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def image_id_for(seller_id: str, sku_id: str, content_sha256: str) -> str:
+    """A listing photo is identified by who sells it, for which SKU, and its bytes."""
+    return deterministic_id("image", seller_id, sku_id, content_sha256)
+
+
 def job_id_for(image_id: str, profile_name: str, profile_version: str) -> str:
     """One job per (image, profile name, version): a redelivered or replayed report of
     the same photo under the same profile is the same job."""

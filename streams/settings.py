@@ -130,8 +130,22 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=50_000_000, ge=1)
     max_side: int = Field(default=12_000, ge=1)
     min_side: int = Field(default=32, ge=1)
-    # Comma-separated API keys; empty means the upload API is open (embedded only).
+    # Comma-separated API keys. Uploader keys may upload; admin keys may also change budget
+    # caps and read /api/stats/*. With neither set the API is open (embedded only).
     api_keys: str = ""
+    admin_keys: str = ""
+    # Per key (or per client address without one): sustained uploads per second and the
+    # burst allowed above it; past them uploads get 429 with Retry-After (0 = no limit).
+    upload_rate_per_second: float = Field(default=20.0, ge=0)
+    upload_burst: int = Field(default=120, ge=1)
+    # Highest daily or per-operation cap an operator may set over the API, in USD.
+    budget_max_cap_usd: float = Field(default=1000.0, gt=0)
+    # Key of the MAC that makes budget approvals unforgeable (streams/trust.py). The
+    # embedded default is public; production must set its own.
+    signing_key: str = "imgstream-embedded-signing-key"
+    # faust's own /router/ and /table/ views show raw reservations and ledgers: off unless
+    # an operator turns them on for debugging.
+    faust_views: bool = False
 
     # Quality assessment
     profile: str = "default"
@@ -175,6 +189,8 @@ class Settings(BaseSettings):
             problems.append("IMGSTREAM_CLOUDFRONT_DISTRIBUTION_ID: is empty")
         if "api_keys" in given and not self.api_key_set:
             problems.append("IMGSTREAM_API_KEYS: is empty (the API would be open)")
+        if "admin_keys" in given and not self.admin_key_set:
+            problems.append("IMGSTREAM_ADMIN_KEYS: is empty")
         return problems
 
     @field_validator("kafka_bootstrap")
@@ -198,6 +214,10 @@ class Settings(BaseSettings):
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def admin_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.admin_keys.split(",") if k.strip())
 
     def topic_name(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -244,7 +264,10 @@ PRODUCTION_REQUIRED: dict[str, str] = {
     "ai_cache_bucket": "the S3 bucket for paid AI results",
     "cdn_domain": "the CloudFront domain published URLs use",
     "cloudfront_distribution_id": "the CloudFront distribution to invalidate",
-    "api_keys": "API keys (comma-separated): the HTTP API is never open in production",
+    "api_keys": "uploader API keys (comma-separated): the HTTP API is never open in "
+                "production",
+    "admin_keys": "admin API keys (comma-separated): budget caps and /api/stats/*",
+    "signing_key": "the secret that signs budget approvals (the same on every worker)",
 }
 
 

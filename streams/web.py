@@ -4,6 +4,7 @@ run-time changes of a budget day's caps."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 
 import faust
@@ -13,7 +14,7 @@ from agents.budget_gate import book_of, costs_summary
 from imaging.errors import SchemaViolation
 from streams import metrics
 from streams.app import Worker
-from streams.auth import authorized
+from streams.auth import ADMIN, authorized, supplied_key
 from streams.budget import budget_zone, today
 from streams.records import BudgetCapChanged, deterministic_id, utc_now
 
@@ -25,6 +26,40 @@ def refresh_budget_gauges(worker: Worker) -> None:
                             book_of(worker))
     for kind in ("cap", "reserved", "settled", "remaining"):
         metrics.BUDGET_USD.labels(kind).set(summary[f"{kind}_usd"])
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response({"error": "unauthorized",
+                              "reason": "an admin key is required (X-API-Key)"}, status=401)
+
+
+def cap_change_problem(body: dict, day: object, today_: str, worker: Worker) -> str | None:
+    """Why a requested cap change cannot be applied (None: it can)."""
+    ceiling = worker.settings.budget_max_cap_usd
+
+    def bad_amount(value: object) -> bool:
+        return (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or not 0 <= value <= ceiling)
+
+    if not isinstance(day, str) or not DAY.match(day):
+        return "day must be YYYY-MM-DD"
+    if day < today_:
+        return f"day {day} is over: caps apply to today ({today_}) or later"
+    if bad_amount(body.get("daily_cap_usd")):
+        return f"daily_cap_usd must be a number from 0 to {ceiling:g}"
+    operations = body.get("operation_caps_usd") or {}
+    if not isinstance(operations, dict):
+        return "operation_caps_usd must be an object of operation: USD"
+    known = {entry.operation for entry in worker.catalog.models.values()}
+    for operation, value in operations.items():
+        if operation not in known:
+            return f"unknown operation {operation!r}; known: {sorted(known)}"
+        if bad_amount(value):
+            return f"the cap of {operation} must be a number from 0 to {ceiling:g}"
+    unknown = sorted(set(body) - {"day", "daily_cap_usd", "operation_caps_usd", "reason"})
+    if unknown:
+        return f"unknown fields {unknown}"
+    return None
 
 
 def register(worker: Worker) -> None:
@@ -75,6 +110,8 @@ def register(worker: Worker) -> None:
         """
 
         async def get(self, request: web.Request) -> web.Response:
+            if not authorized(request, settings, ADMIN):
+                return _unauthorized()
             day = request.query.get("day") or today(zone)
             if not DAY.match(day):
                 return web.json_response({"error": "day must be YYYY-MM-DD"}, status=400)
@@ -84,6 +121,7 @@ def register(worker: Worker) -> None:
                 try:
                     async with app.http_client.get(
                             f"{owner}/api/stats/costs", params={"day": day, "local": "1"},
+                            headers={"X-API-Key": supplied_key(request)},
                             timeout=ClientTimeout(total=5)) as response:
                         if response.status == 200:
                             return web.json_response(await response.json())
@@ -114,9 +152,8 @@ def register(worker: Worker) -> None:
         """
 
         async def put(self, request: web.Request) -> web.Response:
-            if not authorized(request):
-                return web.json_response({"error": "unauthorized",
-                                          "reason": "a valid X-API-Key is required"}, status=401)
+            if not authorized(request, settings, ADMIN):
+                return _unauthorized()
             try:
                 body = await request.json()
             except ValueError:
@@ -126,6 +163,10 @@ def register(worker: Worker) -> None:
                 return web.json_response({"error": "bad_request",
                                           "reason": "body must be a JSON object"}, status=400)
             day = body.get("day") or today(zone)
+            problem = cap_change_problem(body, day, today(zone), worker)
+            if problem:
+                return web.json_response({"error": "bad_request", "reason": problem},
+                                         status=400)
             stamp = utc_now()
             change = BudgetCapChanged.new(
                 event_id=deterministic_id("BudgetCapChanged", str(day), stamp),

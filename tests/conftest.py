@@ -22,11 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_WEB_PORT = int(os.environ.get("IMGSTREAM_TEST_WEB_PORT", "16166"))
 API_KEY = "test-key-1"
+ADMIN_KEY = "test-admin-1"
 
 NAMESPACE_ENV = {
     "IMGSTREAM_HOME": os.environ.get("IMGSTREAM_HOME", str(ROOT / ".imgstream")),
     **namespace_env("test", RUN_ID),
     "IMGSTREAM_API_KEYS": f"{API_KEY},test-key-2",
+    "IMGSTREAM_ADMIN_KEYS": ADMIN_KEY,
     "IMGSTREAM_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
 }
 

@@ -469,7 +469,12 @@ class _Pacer:
 def _remaining_budget(api: str) -> dict[str, Any] | None:
     """Today's cap and remaining AI budget from a worker, None when it cannot say."""
     try:
-        with urllib.request.urlopen(f"{api}/api/stats/costs", timeout=5) as response:
+        from streams.auth import admin_headers
+        from streams.settings import get_settings
+
+        request = urllib.request.Request(f"{api}/api/stats/costs",
+                                         headers=admin_headers(get_settings()))
+        with urllib.request.urlopen(request, timeout=5) as response:
             costs = json.loads(response.read())
         return {k: costs[k] for k in ("day", "cap_usd", "remaining_usd", "settled_usd",
                                       "reserved_usd")}

@@ -31,6 +31,8 @@ PRODUCTION_ENV = {
     "IMGSTREAM_CDN_DOMAIN": "d111111abcdef8.cloudfront.net",
     "IMGSTREAM_CLOUDFRONT_DISTRIBUTION_ID": "E2EXAMPLE",
     "IMGSTREAM_API_KEYS": "example-key",
+    "IMGSTREAM_ADMIN_KEYS": "example-admin-key",
+    "IMGSTREAM_SIGNING_KEY": "example-signing-key",
 }
 
 
@@ -145,7 +147,8 @@ def test_production_names_every_missing_setting_then_starts(image_venv, tmp_path
 def test_the_compose_file_is_valid_and_demands_its_secrets():
     secrets = {"IMGSTREAM_S3_ACCESS_KEY": "a", "IMGSTREAM_S3_SECRET_KEY": "b",
                "IMGSTREAM_DB_PASSWORD": "c", "MYSQL_ROOT_PASSWORD": "d",
-               "IMGSTREAM_API_KEYS": "e"}
+               "IMGSTREAM_API_KEYS": "e", "IMGSTREAM_ADMIN_KEYS": "f",
+               "IMGSTREAM_SIGNING_KEY": "g"}
     valid = _run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                  secrets, cwd=ROOT)
     assert valid.returncode == 0, valid.stderr

@@ -28,7 +28,7 @@ import requests
 from imaging.samples import render_product_scene
 from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
-from tests.conftest import API_KEY, MEASURED, _drop_namespace, run_query
+from tests.conftest import ADMIN_KEY, API_KEY, MEASURED, _drop_namespace, run_query
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -124,7 +124,7 @@ def diagnosis(settings, ids: list[str], emulator: Emulator) -> str:
 def costs(port: int, local: bool = False) -> dict:
     params = {"local": "1"} if local else {}
     return requests.get(f"http://127.0.0.1:{port}/api/stats/costs", params=params,
-                        timeout=10).json()
+                        headers={"X-API-Key": ADMIN_KEY}, timeout=10).json()
 
 
 def micros(usd) -> int:

@@ -34,7 +34,8 @@ DEMO_PORT = 16266
 def demo_env(stack):
     _, settings = stack
     env = {**os.environ, **namespace_env("e2e", uuid.uuid4().hex[:8]),
-           "IMGSTREAM_API_KEYS": "", "IMGSTREAM_WEB_PORT": str(DEMO_PORT)}
+           "IMGSTREAM_API_KEYS": "", "IMGSTREAM_ADMIN_KEYS": "",
+           "IMGSTREAM_WEB_PORT": str(DEMO_PORT)}
     yield env
     asyncio.run(_drop_namespace(namespaced(settings, env)))
 

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 import schemas
 from imaging.samples import generate_sample_batch
 from profiles import load_profile
-from streams.records import ImageUploaded, deterministic_id
+from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.topics import TOPIC_SPECS
 from tests.integration.test_ingest_api import upload
 
@@ -26,7 +26,7 @@ def _json_events(messages) -> list[dict]:
     for message in messages:
         try:
             event = json.loads(message["value"])
-        except ValueError:
+        except (TypeError, ValueError):
             continue
         if isinstance(event, dict):
             events.append(event)
@@ -99,10 +99,11 @@ def test_uploads_are_assessed_recorded_and_redelivery_is_harmless(worker, stack,
     assert count[0]["n"] == 1
 
 
-def _uploaded_event(image_id: str, uri: str, sha: str) -> ImageUploaded:
+def _uploaded_event(uri: str, sha: str, sku: str = "k-poison") -> ImageUploaded:
+    image_id = image_id_for("s-poison", sku, sha)
     return ImageUploaded.new(
         event_id=deterministic_id("test", image_id), image_id=image_id, seller_id="s-poison",
-        sku_id="k-poison", product_group_id=None, filename=None, original_uri=uri,
+        sku_id=sku, product_group_id=None, filename=None, original_uri=uri,
         content_sha256=sha, content_type="image/jpeg", format="jpeg", size_bytes=10,
         width=100, height=100, orientation=1)
 
@@ -110,10 +111,10 @@ def _uploaded_event(image_id: str, uri: str, sha: str) -> ImageUploaded:
 def test_missing_and_corrupt_images_are_dead_lettered_and_the_agent_goes_on(
         worker, stack, topic_reader):
     _, settings = stack
-    missing_id = deterministic_id("missing-object")
     missing_uri = f"s3://{settings.originals_bucket}/originals/00/{'0' * 64}.jpg"
-    _produce(settings, "uploaded", missing_id,
-             _uploaded_event(missing_id, missing_uri, "0" * 64).to_json())
+    missing = _uploaded_event(missing_uri, "0" * 64)
+    missing_id = missing.image_id
+    _produce(settings, "uploaded", missing_id, missing.to_json())
 
     corrupt = b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 50
     sha = hashlib.sha256(corrupt).hexdigest()
@@ -123,14 +124,27 @@ def test_missing_and_corrupt_images_are_dead_lettered_and_the_agent_goes_on(
                  aws_secret_access_key=settings.s3_secret_key,
                  region_name=settings.s3_region).put_object(
         Bucket=settings.originals_bucket, Key=key, Body=corrupt)
-    corrupt_id = deterministic_id("corrupt-object")
-    _produce(settings, "uploaded", corrupt_id, _uploaded_event(
-        corrupt_id, f"s3://{settings.originals_bucket}/{key}", sha).to_json())
+    corrupt = _uploaded_event(f"s3://{settings.originals_bucket}/{key}", sha)
+    _produce(settings, "uploaded", corrupt.image_id, corrupt.to_json())
     _produce(settings, "uploaded", "junk", b'{"event_type": "ImageUploaded", "width": -1}')
+    # Schema-valid but forged: another bucket, and an image id that is not its content's.
+    other_bucket = _uploaded_event(f"s3://someone-elses-bucket/{key}", sha, sku="k-forged")
+    _produce(settings, "uploaded", other_bucket.image_id, other_bucket.to_json())
+    wrong_id = _uploaded_event(f"s3://{settings.originals_bucket}/{key}", sha, sku="k-id")
+    wrong_id.image_id = deterministic_id("someone-elses-photo")
+    _produce(settings, "uploaded", wrong_id.image_id, wrong_id.to_json())
+    _produce(settings, "uploaded", "null", None)  # a tombstone
 
-    letters = _wait_events(topic_reader, "dead_letter", lambda e: e["stage"] == "assess", 3)
-    by_class = {e["error_class"]: e for e in letters}
-    assert {"ObjectMissing", "UndecodableImage", "SchemaViolation"} <= set(by_class)
+    letters = _wait_events(topic_reader, "dead_letter", lambda e: e["stage"] == "assess", 6)
+    by_class: dict[str, list[dict]] = {}
+    for letter in letters:
+        by_class.setdefault(letter["error_class"], []).append(letter)
+    assert {"ObjectMissing", "UndecodableImage", "SchemaViolation", "ForgedEvent"} <= set(
+        by_class)
+    forged = " ".join(e["error_message"] for e in by_class["ForgedEvent"])
+    assert "someone-elses-bucket" in forged and "does not match" in forged
+    assert any("no value (null)" in e["error_message"] for e in by_class["SchemaViolation"])
+    by_class = {name: found[0] for name, found in by_class.items()}
     assert by_class["ObjectMissing"]["image_id"] == missing_id
     assert "cannot decode" in by_class["UndecodableImage"]["error_message"]
     for letter in letters:

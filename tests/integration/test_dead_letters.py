@@ -25,7 +25,7 @@ def _produce(settings, key: bytes | None, value: bytes) -> None:
 
 
 
-def _analyzed_image(settings, image_id: str) -> None:
+def _analyzed_image(settings, image_id: str, status: str = "analyzed") -> None:
     """A photo row as assess leaves it, without the pipeline racing to complete it."""
     async def insert() -> None:
         db = await Database.connect(settings, create=False)
@@ -34,7 +34,7 @@ def _analyzed_image(settings, image_id: str) -> None:
                 "INSERT INTO product_images (image_id, seller_id, sku_id, original_url,"
                 " content_sha256, format, width, height, file_size_bytes, status) VALUES"
                 " (%s, 'dlq', 'SKU-dlq', 's3://imgstream-test/dlq.jpg', %s, 'jpeg', 640, 480,"
-                " 1000, 'analyzed')", (image_id, "0" * 64))
+                " 1000, %s)", (image_id, "0" * 64, status))
         finally:
             await db.close()
 
@@ -73,3 +73,16 @@ def test_poison_does_not_stop_the_agent_and_letters_are_recorded(worker, stack, 
     assert 'imgstream_dead_letters_total{error_class="SchemaViolation",stage="dead_letters"} 2.0' \
         in metrics
     assert 'imgstream_events_processed_total{outcome="ok",stage="dead_letters"}' in metrics
+
+
+def test_a_letter_never_overwrites_a_published_result(worker, stack, db_query):
+    _, settings = stack
+    image_id = deterministic_id("dlq-completed", RUN_ID)
+    _analyzed_image(settings, image_id, status="completed")
+    letter = _letter(image_id, "late-replay")
+    _produce(settings, image_id.encode(), letter.to_json())
+    wait_for(lambda: db_query("SELECT 1 FROM dead_letters WHERE event_id = %s",
+                              (letter.event_id,)))
+    [image] = db_query("SELECT status, last_error FROM product_images WHERE image_id = %s",
+                       (image_id,))
+    assert image["status"] == "completed" and image["last_error"] is None

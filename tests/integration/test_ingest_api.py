@@ -144,3 +144,95 @@ def test_health_and_metrics(worker):
     assert 'imgstream_uploads_total{code="empty_file",outcome="rejected"}' in text
     assert "imgstream_upload_seconds_bucket" in text
     assert 'imgstream_events_emitted_total{event_type="ImageUploaded"}' in text
+
+
+def _post_raw(worker, body: bytes, content_type: str) -> requests.Response:
+    return requests.post(worker.base_url + "/api/images/upload", data=body, timeout=30,
+                         headers={"X-API-Key": API_KEY, "Content-Type": content_type})
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"whatever", "multipart/form-data"),  # no boundary
+    (b"garbage that is not multipart at all", "multipart/form-data; boundary=xyz"),
+    (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+     b"\xff\xd8\xff\xe0 truncated, no closing boundary", "multipart/form-data; boundary=xyz"),
+    (b"--xyz\r\nno headers end here", "multipart/form-data; boundary=xyz"),
+], ids=["no-boundary", "garbage", "truncated", "broken-part-headers"])
+def test_malformed_multipart_is_a_counted_4xx(worker, s3, body, content_type):
+    before = set(s3.object_keys())
+    response = _post_raw(worker, body, content_type)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert response.json()["error"] in {"malformed_multipart", "missing_file",
+                                        "missing_field"}
+    assert set(s3.object_keys()) == before
+    metrics = requests.get(worker.base_url + "/metrics", timeout=10).text
+    assert 'imgstream_uploads_total{code="' in metrics
+
+
+def test_a_client_gone_mid_upload_leaves_nothing_and_the_api_goes_on(worker, s3):
+    import socket
+    from urllib.parse import urlsplit
+
+    before = set(s3.object_keys())
+    url = urlsplit(worker.base_url)
+    head = (f"POST /api/images/upload HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            f"X-API-Key: {API_KEY}\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+            f"Content-Length: 500000\r\n\r\n").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(head + b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; "
+                            b"filename=\"a.jpg\"\r\n\r\n" + b"\xff" * 10_000)
+    response = upload(worker, hf.photo(320, 240, seed=41), sku_id="after-abort")
+    assert response.status_code == 201, response.text
+    assert set(s3.object_keys()) - before == {response.json()["original_uri"].split("/", 3)[3]}
+
+
+def test_a_burst_of_uploads_from_one_key_gets_429_with_retry_after(worker, stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, settings = stack
+    count = settings.upload_burst + 180
+
+    def post(_):
+        return requests.post(worker.base_url + "/api/images/upload", data=b"x", timeout=30,
+                             headers={"X-API-Key": "test-key-2",
+                                      "Content-Type": "multipart/form-data; boundary=b"})
+
+    with ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(post, range(count)))
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited, [r.status_code for r in responses][:20]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in limited)
+    assert all(r.status_code in (400, 429) for r in responses)
+    # Another key is not held back by this one.
+    assert upload(worker, hf.photo(320, 240, seed=43), sku_id="other-key").status_code == 201
+
+
+def test_identical_concurrent_uploads_make_one_event(worker, topic_reader, db_query):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = hf.photo(400, 300, seed=47)
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda _: upload(worker, data, sku_id="SKU-burst"),
+                                  range(20)))
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    image_id = responses[0].json()["image_id"]
+    assert len(_uploaded_events(topic_reader, image_id)) == 1
+    assert db_query("SELECT COUNT(*) AS n FROM product_images WHERE image_id = %s",
+                    (image_id,))[0]["n"] == 1
+
+
+def test_re_uploading_a_failed_photo_drives_it_again(worker, topic_reader, db_query, stack):
+    _, settings = stack
+    data = hf.photo(400, 300, seed=53)
+    first = upload(worker, data, sku_id="SKU-retry")
+    image_id = first.json()["image_id"]
+    from tests.integration.test_assess_agent import _wait_events
+
+    _wait_events(topic_reader, "assessed", lambda e: e["image_id"] == image_id, 1)
+    from tests.conftest import run_query
+
+    run_query(settings, "UPDATE product_images SET status = 'failed', last_error = 'x' "
+                        "WHERE image_id = %s", (image_id,))
+    again = upload(worker, data, sku_id="SKU-retry")
+    assert again.status_code == 200 and again.json()["status"] == "uploaded"
+    assert len(_uploaded_events(topic_reader, image_id, expect=2)) == 2

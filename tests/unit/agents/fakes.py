@@ -47,6 +47,11 @@ class FakeStore:
 class FakeDatabase:
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple]] = []
+        self.rows: list[dict] = []  # what fetchall answers
+
+    async def fetchall(self, sql: str, args: Any = None) -> list[dict]:
+        self.statements.append((sql, tuple(args or ())))
+        return list(self.rows)
 
     async def execute(self, sql: str, args: Any = None) -> int:
         self.statements.append((sql, tuple(args or ())))

@@ -93,3 +93,19 @@ async def test_an_operator_cap_change_applies_to_the_next_request(worker):
     await change_day_caps(change, worker)
     await gate_request(await _request(worker), worker)
     assert worker.sent_to("ai") == [] and len(worker.sent_to("enhance_local")) == 1
+
+
+async def test_a_day_the_table_lost_is_restored_from_mysql_before_reserving(worker):
+    # The broker lost the changelog: the table is empty, MySQL knows $0.07 was spent.
+    worker.resources.db.rows = [{"operation": "background", "model_id": REMOVE_BACKGROUND,
+                                 "micros": 70_000, "paid": 1}]
+    await gate_request(await _request(worker), worker)
+    ledger = worker.state["budget_gate"].ledger(DAY)
+    assert ledger.reconciled and ledger.settled == 70_000
+    assert worker.sent_to("ai") == []  # 0.07 spent + 0.07 asked > 0.10 cap
+    [plan] = worker.sent_to("enhance_local")
+    assert plan.steps[0]["fallback_reason"].startswith("budget")
+    queries = [sql for sql, _ in worker.resources.db.statements if "ai_usage_logs" in sql]
+    await gate_request(await _request(worker, "seller-3"), worker)
+    assert len([sql for sql, _ in worker.resources.db.statements
+                if "ai_usage_logs" in sql]) == len(queries) == 1  # once per ledger

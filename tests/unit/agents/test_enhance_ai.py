@@ -6,7 +6,7 @@ import pytest
 
 from agents.budget_gate import approval_for
 from agents.enhance_ai import enhance_approved, settle_before_dead_letter
-from imaging.errors import ObjectMissing
+from imaging.errors import ForgedEvent, ObjectMissing
 from services.bedrock import ModelCallFailed, ModelInvocation
 from streams.budget import Reservation
 from tests.unit.agents.fakes import FakeWorker
@@ -36,7 +36,7 @@ async def _approval(worker: FakeWorker):
     request = await _request(worker)
     reservation = Reservation(id=request.request_id, day=request.budget_day,
                               amount=70_000, by_operation={"background": 70_000})
-    return approval_for(request, reservation)
+    return approval_for(request, reservation, worker.settings.signing_key)
 
 
 async def test_a_paid_step_is_settled_before_the_result_moves_on(worker):
@@ -71,3 +71,32 @@ async def test_an_event_that_cannot_run_still_settles_its_reservation(worker):
     [settlement] = worker.sent_to("ai_budget")
     assert settlement.reservation_id == approval.reservation_id
     assert settlement.outcome == "released"
+
+
+@pytest.mark.parametrize("change", [
+    {"reserved_usd": 5.0},
+    {"plan": "replace"},
+    {"reservation_id": "f" * 32},
+], ids=["more-money", "another-plan", "another-reservation"])
+async def test_a_forged_or_altered_approval_pays_nothing(worker, change):
+    worker.resources.bedrock = FakeBedrock()
+    approval = await _approval(worker)
+    if change.get("plan") == "replace":
+        change = {"plan": {**approval.plan, "steps": approval.plan["steps"] * 2}}
+    for field, value in change.items():
+        setattr(approval, field, value)
+    with pytest.raises(ForgedEvent, match="not issued by the budget gate") as refused:
+        await enhance_approved(approval, worker)
+    await settle_before_dead_letter(approval, refused.value, worker)  # the failure hook
+    assert worker.resources.bedrock.calls == [] and worker.sent_to("ai_budget") == []
+
+
+async def test_an_approval_signed_with_another_key_is_refused(worker):
+    worker.resources.bedrock = FakeBedrock()
+    request = await _request(worker)
+    reservation = Reservation(id=request.request_id, day=request.budget_day,
+                              amount=70_000, by_operation={"background": 70_000})
+    forged = approval_for(request, reservation, "guessed-key")
+    with pytest.raises(ForgedEvent):
+        await enhance_approved(forged, worker)
+    assert worker.resources.bedrock.calls == []

@@ -21,6 +21,7 @@ async def test_a_dead_letter_is_recorded_and_its_photo_marked_failed(tmp_path):
     [insert, update] = worker.resources.db.statements
     assert insert[0].startswith("INSERT IGNORE INTO dead_letters")
     assert "status = 'failed'" in update[0] and update[1][1] == "a" * 32
+    assert "completed" not in update[1] and "skipped" not in update[1]  # never overwritten
     assert update[1][0] == "assess: ObjectMissing: gone"
 
 

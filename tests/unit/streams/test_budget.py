@@ -157,3 +157,17 @@ def test_ledgers_stored_before_run_time_caps_still_load():
            "settled_by_operation": {}, "settled_by_model": {}, "reservations": 1, "open": 0,
            "downgraded": 0, "paid_calls": 1}
     assert caps_for(DayLedger.from_document(old, "2026-11-30"), Caps(7)) == Caps(7)
+
+
+def test_reconcile_takes_the_larger_record_and_never_adds_twice():
+    from streams.budget import DayLedger, reconcile
+
+    day = DayLedger(day="2026-12-05", settled=30_000,
+                    settled_by_operation={"background": 30_000},
+                    settled_by_model={"m1": 30_000}, paid_calls=1)
+    merged = reconcile(day, {"background": 70_000, "upscale": 10_000},
+                       {"m1": 70_000, "m2": 10_000}, 3)
+    assert merged.settled == 80_000 and merged.paid_calls == 3 and merged.reconciled
+    assert merged.settled_by_operation == {"background": 70_000, "upscale": 10_000}
+    again = reconcile(merged, {"background": 70_000}, {"m1": 70_000}, 1)
+    assert again.settled == 80_000  # the same spend is not counted twice

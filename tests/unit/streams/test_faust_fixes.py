@@ -206,3 +206,31 @@ def test_a_partition_waiting_with_nothing_on_its_way_is_stalled_after_a_while():
     assert stalled_partitions(lagging, busy, 108.5, suspects) == [("ai/1", 4)]
     assert stalled_partitions(lagging, busy, 116.5, suspects) == [("ai/3", 5)]
     assert stalled_partitions({}, set(), 130.0, suspects) == [] and suspects == {}
+
+
+def _in_fresh_interpreter(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    return done.stdout + done.stderr
+
+
+def test_the_installed_faust_is_the_one_the_patches_were_written_for():
+    out = _in_fresh_interpreter(
+        "from streams.faust_fixes import patch_mismatches; print(patch_mismatches())")
+    assert out.strip().endswith("[]"), out
+
+
+def test_a_different_faust_stops_the_worker_with_what_differs():
+    out = _in_fresh_interpreter(
+        "import streams.faust_fixes as f\n"
+        "f.PATCHED_VERSIONS['aiokafka'] = '9.9.9'\n"
+        "f.PATCHED_SOURCES['Consumer.commit'] = '0' * 16\n"
+        "try:\n    f.install()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+        "from faust.transport.consumer import Consumer\n"
+        "print('patched:', getattr(Consumer, '_imgstream_fixed', False))")
+    assert "ConfigurationError" in out and "aiokafka 0.14.0 (the patches are for 9.9.9)" in out
+    assert "Consumer.commit is not the method the patch replaces" in out
+    assert "patched: False" in out

@@ -16,7 +16,7 @@ def test_identity_is_checked():
 
 
 def test_image_id_is_deterministic_and_distinguishes_listings():
-    from streams.ingest import image_id_for
+    from streams.records import image_id_for
 
     a = image_id_for("s1", "k1", "a" * 64)
     assert a == image_id_for("s1", "k1", "a" * 64)

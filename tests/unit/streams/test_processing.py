@@ -144,3 +144,49 @@ async def test_failure_hook_runs_before_dead_letter_and_only_for_decoded_events(
     assert calls == [(event.image_id, "object missing")] and len(topic.sent) == 1
     assert await stage.process(_message(b"not json", offset=8)) == "dead_lettered"
     assert len(calls) == 1 and len(topic.sent) == 2
+
+
+async def test_a_null_value_is_dead_lettered_with_the_reason():
+    async def handle(event):
+        raise AssertionError("must not be called")
+
+    topic = RecordingTopic()
+    stage = Stage("test", ImageUploaded, handle, topic, FAST)
+    assert await stage.process(_message(b"")) == "dead_lettered"
+    letter = json.loads(topic.sent[0][1])
+    assert "no value (null)" in letter["error_message"] and letter["original_event"] == ""
+
+
+async def test_an_oversize_message_gets_a_bounded_letter():
+    async def handle(event):
+        raise AssertionError("must not be called")
+
+    topic = RecordingTopic()
+    stage = Stage("test", ImageUploaded, handle, topic, FAST)
+    raw = b"x" * 600_000
+    assert await stage.process(_message(raw)) == "dead_lettered"
+    [(_key, sent)] = topic.sent
+    assert len(sent) < 80_000
+    letter = json.loads(sent)
+    assert letter["original_event"].endswith("[truncated: 600000 bytes in all]")
+    assert letter["source_offset"] == 7
+
+
+class RefusingTopic(RecordingTopic):
+    """A broker that refuses the letter itself (too large): retrying cannot help."""
+
+    async def send(self, key, value):
+        from aiokafka.errors import MessageSizeTooLargeError
+
+        self.sent.append((key, value))
+        raise MessageSizeTooLargeError("too large")
+
+
+async def test_a_letter_the_broker_refuses_is_counted_not_retried_forever():
+    async def handle(event):
+        raise PermanentError("bad")
+
+    topic = RefusingTopic()
+    stage = Stage("test", ImageUploaded, handle, topic, FAST)
+    assert await stage.process(_message(_uploaded().to_json())) == "dead_lettered"
+    assert len(topic.sent) == 1
