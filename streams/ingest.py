@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from imaging.errors import PermanentError, RejectedUpload, RetryableError
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
@@ -198,7 +199,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
         UPLOADS.labels("aborted", "client_gone").inc()
         raise
     except (ValueError, AssertionError, LookupError, UnicodeError, asyncio.IncompleteReadError,
-            web.HTTPException, ClientPayloadError) as exc:
+            web.HTTPException, ClientPayloadError, HttpProcessingError) as exc:
         raise RejectedUpload("malformed_multipart",
                              f"The request body is not valid multipart/form-data: "
                              f"{type(exc).__name__}: {exc}"[:300]) from None
