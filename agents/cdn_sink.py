@@ -45,6 +45,7 @@ references it confirmed and skips them).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -77,8 +78,10 @@ def alias_paths(completed: ImageCompleted) -> list[str]:
 
 
 def source_token(completed: ImageCompleted) -> str:
-    """Identity of one emitted result: a redelivery keeps it, a new emission changes it."""
-    return event_token(completed.event_id, completed.occurred_at)
+    """Identity of one result, from its content (not from when it was emitted)."""
+    content = json.dumps(sorted((str(o.get("uri")), o.get("size_bytes"))
+                                for o in completed.outputs))
+    return event_token(completed.event_id, content)
 
 
 class CdnSink:

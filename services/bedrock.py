@@ -28,6 +28,7 @@ from imaging.ai_io import PreparedInput
 from imaging.errors import ImgstreamError
 from services.ai_cache import AiCache, cache_key
 from services.bedrock_requests import (
+    POSSIBLY_BILLED,
     ModelCallFailed,
     Retry,
     build_body,
@@ -130,7 +131,8 @@ class BedrockClient:
             output_format = sniff_format(output)
         except ModelCallFailed as exc:
             BEDROCK_CALLS.labels(model_id, exc.reason.split(":", 1)[0]).inc()
-            await self._cache.end_attempt_unbilled(model_id, key, request_id)
+            if not exc.charged_usd:  # a possibly billed attempt keeps its marker: no re-call
+                await self._cache.end_attempt_unbilled(model_id, key, request_id)
             raise
         BEDROCK_CALLS.labels(model_id, "paid").inc()
         try:
@@ -172,6 +174,11 @@ class BedrockClient:
                     return parse_response(model, raw), attempt
                 except ModelCallFailed as exc:
                     raise ModelCallFailed(exc.reason, attempt) from None
+            if code in POSSIBLY_BILLED:
+                raise ModelCallFailed(
+                    f"unconfirmed_attempt: {code} after the request was sent; it may have "
+                    "been billed, counted as paid and not retried", attempt,
+                    charged_usd=model.price_usd)
             retry = classify(code, status)
             if retry is Retry.NEVER:
                 raise ModelCallFailed(failure_reason(code, message), attempt)

@@ -54,11 +54,16 @@ _RETRY = {
     "ServiceQuotaExceededException": Retry.NEVER,
     # botocore's names for a connection that failed or an answer that did not come in time
     "EndpointConnectionError": Retry.BACKOFF,
-    "ConnectionClosedError": Retry.BACKOFF,
     "ConnectTimeoutError": Retry.BACKOFF,
-    "ReadTimeoutError": Retry.BACKOFF,
-    "ResponseStreamingError": Retry.BACKOFF,
+    # The request was sent and no answer came: Bedrock may have run and billed it.
+    "ReadTimeoutError": Retry.NEVER,
+    "ConnectionClosedError": Retry.NEVER,
+    "ResponseStreamingError": Retry.NEVER,
 }
+#: Transport failures after the request was sent: counted as paid, never retried (a retry
+#: could pay twice for one reservation).
+POSSIBLY_BILLED = frozenset({"ReadTimeoutError", "ConnectionClosedError",
+                             "ResponseStreamingError"})
 # taskType of the Amazon image models per catalog operation
 _AMAZON_TASKS = {"background": "BACKGROUND_REMOVAL", "lighting": "IMAGE_VARIATION"}
 _VARIATION_FIELDS = ("text", "negativeText", "similarityStrength")

@@ -107,10 +107,10 @@ def path_for_key(key: str) -> str:
     return normalize_path("/" + _encode(key.lstrip("/"), literal=True))
 
 
-def event_token(event_id: str, occurred_at: str) -> str:
-    """Source token of one emitted event: a redelivery keeps it, a new emission (even of
-    the same deterministic event id) has a new ``occurred_at`` and so a new token."""
-    return hashlib.sha256(f"{event_id}\x1f{occurred_at}".encode()).hexdigest()[:32]
+def event_token(event_id: str, content: str) -> str:
+    """Source token of one result: the same result emitted again (a redelivery, or a
+    re-run after a crash) keeps it and is not invalidated twice; new content changes it."""
+    return hashlib.sha256(f"{event_id}\x1f{content}".encode()).hexdigest()[:32]
 
 
 def caller_reference(paths: Iterable[str], sources: Iterable[str]) -> str:

@@ -15,8 +15,9 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import schemas
+from agents.cdn_sink import source_token
 from services.cloudfront import CloudFront
-from streams.invalidations import caller_reference, event_token
+from streams.invalidations import caller_reference
 from streams.records import ImageCompleted, deterministic_id
 from streams.topics import TOPIC_SPECS
 
@@ -149,7 +150,7 @@ def test_completed_images_are_invalidated_in_deduplicated_idempotent_batches(
     assert _paths(batch) == expected            # aliases only, deduplicated, exact
     assert batch["InvalidationBatch"]["Paths"]["Quantity"] == 4
     assert batch["Status"] == "COMPLETED"       # moto's spelling ("Completed" on AWS)
-    tokens = [event_token(e.event_id, e.occurred_at) for e in (a1, b1, a1_again)]
+    tokens = [source_token(e) for e in (a1, b1, a1_again)]
     reference = caller_reference(expected, tokens)
     assert batch["InvalidationBatch"]["CallerReference"] == reference
 
@@ -191,7 +192,7 @@ def test_completed_images_are_invalidated_in_deduplicated_idempotent_batches(
     assert _paths(newer) == {f"/enhanced/{image_a}/current-large.jpg",
                              f"/enhanced/{image_a}/current-large.webp"}
     assert newer["InvalidationBatch"]["CallerReference"] == caller_reference(
-        _paths(newer), [event_token(a2.event_id, a2.occurred_at)])
+        _paths(newer), [source_token(a2)])
 
     # Every event, invalidated or dead-lettered, is eventually committed (in-order acks
     # leave no gap behind).

@@ -55,3 +55,17 @@ def test_only_alias_outputs_are_invalidated():
 
     assert alias_paths(Completed()) == ["/enhanced/x/current-large.jpg",
                                         "/enhanced/x/current-thumb.webp"]
+
+
+def test_the_same_result_emitted_again_keeps_its_token():
+    from agents.cdn_sink import source_token
+
+    class Completed:
+        def __init__(self, occurred_at, size):
+            self.event_id, self.occurred_at = "e" * 32, occurred_at
+            self.outputs = [{"uri": "s3://b/enhanced/x/current-large.jpg", "alias": True,
+                             "size_bytes": size}]
+
+    first, again = Completed("2026-12-05T10:00:00Z", 100), Completed("2026-12-05T11:00:00Z", 100)
+    assert source_token(first) == source_token(again)  # a re-run after a crash
+    assert source_token(first) != source_token(Completed("2026-12-05T10:00:00Z", 101))

@@ -106,9 +106,10 @@ def test_answers_without_a_usable_image_fail_with_a_reason(body, reason):
     ("ServiceQuotaExceededException", 400, Retry.NEVER),
     ("AccessDeniedException", 403, Retry.NEVER),
     ("ResourceNotFoundException", 404, Retry.NEVER),
-    ("ReadTimeoutError", None, Retry.BACKOFF),
+    ("ReadTimeoutError", None, Retry.NEVER),
+    ("ConnectTimeoutError", None, Retry.BACKOFF),
     ("EndpointConnectionError", None, Retry.BACKOFF),
-    ("ConnectionClosedError", None, Retry.BACKOFF),
+    ("ConnectionClosedError", None, Retry.NEVER),
     ("SomethingNew", 502, Retry.BACKOFF),
     ("SomethingNew", 418, Retry.NEVER),
 ])
@@ -192,7 +193,7 @@ OK = _answer(seeds=[1], finish_reasons=[None], images=[B64])
 
 async def test_retryable_errors_are_retried_then_paid_once(scripted):
     client, calls = scripted([_client_error("ThrottlingException", 429),
-                              botocore.exceptions.ReadTimeoutError(endpoint_url="x"), OK])
+                              botocore.exceptions.ConnectTimeoutError(endpoint_url="x"), OK])
     result = await client.invoke(BACKGROUND.id, _prepared(), "req-1")
     assert (result.paid, result.attempts, result.cost_usd, result.output) == (
         True, 3, BACKGROUND.price_usd, PNG)
@@ -201,6 +202,16 @@ async def test_retryable_errors_are_retried_then_paid_once(scripted):
         True, False, BACKGROUND.price_usd, 3)
     other = await client.invoke(BACKGROUND.id, _prepared(), "req-2")
     assert (other.cache_hit, other.cost_usd) == (True, 0.0)
+
+
+async def test_a_call_that_may_have_been_billed_is_counted_and_never_repeated(scripted):
+    client, calls = scripted([botocore.exceptions.ReadTimeoutError(endpoint_url="x"), OK])
+    with pytest.raises(ModelCallFailed, match="unconfirmed_attempt: ReadTimeoutError") as one:
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    assert one.value.charged_usd == BACKGROUND.price_usd and len(calls) == 1
+    with pytest.raises(ModelCallFailed, match="unconfirmed_attempt") as again:
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")  # redelivered
+    assert again.value.charged_usd == BACKGROUND.price_usd and len(calls) == 1
 
 
 async def test_model_errors_are_retried_once(scripted):
