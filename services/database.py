@@ -45,6 +45,9 @@ class Database:
             password=settings.db_password,
             autocommit=True,
             connect_timeout=5,
+            # A hung server must not block a handler forever: the query fails as
+            # transient (2013) and is retried.
+            read_timeout=settings.db_read_timeout_seconds,
         )
         async with _wrapped("connect"):
             try:

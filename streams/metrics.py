@@ -121,3 +121,9 @@ FAUST_HEALS = Counter(
     "committed or lost, by rule.",
     ["rule"],
 )
+
+CONSUMER_LAG = Gauge(
+    "imgstream_consumer_lag",
+    "Events waiting on this worker's partitions of a topic (high-water minus committed).",
+    ["topic"],
+)

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     db_password: str = ""
     db_name: str = "imgstream"
     db_pool_size: int = Field(default=5, ge=1)
+    # Longest wait for one answer of the database (a hung server fails as transient).
+    db_read_timeout_seconds: float = Field(default=90.0, gt=0)
     # Private mariadbd started by the stack when db_host:db_port does not answer.
     private_db_port: int = 13306
 
@@ -143,6 +145,9 @@ class Settings(BaseSettings):
     # Key of the MAC that makes budget approvals unforgeable (streams/trust.py). The
     # embedded default is public; production must set its own.
     signing_key: str = "imgstream-embedded-signing-key"
+    # /api/health reports an agent stalled when its topic has events waiting and nothing
+    # was committed for this long.
+    stall_seconds: float = Field(default=120.0, gt=0)
     # faust's own /router/ and /table/ views show raw reservations and ledgers: off unless
     # an operator turns them on for debugging.
     faust_views: bool = False

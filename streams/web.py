@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 
 import faust
 from aiohttp import ClientTimeout, web
@@ -16,6 +17,7 @@ from streams import metrics
 from streams.app import Worker
 from streams.auth import ADMIN, authorized, supplied_key
 from streams.budget import budget_zone, today
+from streams.health import StallWatch
 from streams.records import BudgetCapChanged, deterministic_id, utc_now
 
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -62,22 +64,59 @@ def cap_change_problem(body: dict, day: object, today_: str, worker: Worker) -> 
     return None
 
 
+async def broker_check(settings) -> str:
+    """Can a TCP connection reach the bootstrap broker within 2 s?"""
+    host, port = settings.kafka_host_port
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=2)
+    except (OSError, TimeoutError) as exc:
+        return f"error: {settings.kafka_bootstrap} unreachable ({type(exc).__name__})"
+    writer.close()
+    return "ok"
+
+
+def consumer_positions(app) -> dict[str, tuple[int, int]]:
+    """Per consumed topic: (sum of committed offsets, lag) over this worker's partitions."""
+    positions: dict[str, tuple[int, int]] = {}
+    try:
+        consumer = app.consumer
+        assigned = list(consumer.assignment())
+    except Exception:  # not started yet
+        return positions
+    for tp in assigned:
+        if consumer._is_changelog_tp(tp):
+            continue
+        committed = consumer._committed_offset.get(tp) or 0
+        try:
+            end = consumer.highwater(tp)
+        except Exception:
+            end = None
+        lag = max(0, end - committed) if end is not None else 0
+        total, waiting = positions.get(tp.topic, (0, 0))
+        positions[tp.topic] = (total + committed, waiting + lag)
+    return positions
+
+
 def register(worker: Worker) -> None:
     """Attach the operational views to the worker's web server."""
     app, resources, settings = worker.app, worker.resources, worker.settings
     zone = budget_zone(settings.budget_timezone)
     book = book_of(worker)
+    stalls = StallWatch(settings.stall_seconds)
 
     @app.page("/metrics")
     class MetricsView(faust.web.View):
         async def get(self, request: web.Request) -> web.Response:
             refresh_budget_gauges(worker)
+            for topic, (_, lag) in consumer_positions(app).items():
+                metrics.CONSUMER_LAG.labels(topic).set(lag)
             body, content_type = metrics.render()
             return web.Response(body=body, headers={"Content-Type": content_type})
 
     @app.page("/api/health")
     class HealthView(faust.web.View):
-        """200 when the database, the object store and the broker answer; 503 otherwise."""
+        """Readiness: 200 when the database, the object store and the broker answer, the
+        tables have recovered and no consumed topic has stalled; 503 naming what is not."""
 
         async def get(self, request: web.Request) -> web.Response:
             checks: dict[str, str] = {}
@@ -92,8 +131,11 @@ def register(worker: Worker) -> None:
                 checks["object_store"] = "ok"
             except Exception as exc:
                 checks["object_store"] = f"error: {exc}"
-            producer = app.producer
-            checks["broker"] = "ok" if producer is not None and producer.started else "not started"
+            checks["broker"] = await broker_check(settings)
+            recovery = app.tables.recovery
+            checks["tables"] = "recovering" if recovery.in_recovery else "ok"
+            stalled = stalls.stalled(consumer_positions(app), time.monotonic())
+            checks["agents"] = f"stalled: {', '.join(stalled)}" if stalled else "ok"
             healthy = all(v == "ok" for v in checks.values())
             return web.json_response(
                 {"status": "ok" if healthy else "degraded", "checks": checks},

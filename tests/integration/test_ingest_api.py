@@ -136,7 +136,8 @@ def test_bad_uploads_are_refused_and_leave_nothing(worker, s3, db_query, topic_r
 def test_health_and_metrics(worker):
     health = requests.get(worker.base_url + "/api/health", timeout=10).json()
     assert health == {"status": "ok", "checks": {"database": "ok", "object_store": "ok",
-                                                 "broker": "ok"}}
+                                                 "broker": "ok", "tables": "ok",
+                                                 "agents": "ok"}}
     upload(worker, hf.photo(seed=19), sku_id="SKU-metrics")
     upload(worker, b"", sku_id="SKU-metrics")
     text = requests.get(worker.base_url + "/metrics", timeout=10).text
@@ -144,6 +145,7 @@ def test_health_and_metrics(worker):
     assert 'imgstream_uploads_total{code="empty_file",outcome="rejected"}' in text
     assert "imgstream_upload_seconds_bucket" in text
     assert 'imgstream_events_emitted_total{event_type="ImageUploaded"}' in text
+    assert 'imgstream_consumer_lag{topic="' in text
 
 
 def _post_raw(worker, body: bytes, content_type: str) -> requests.Response:
