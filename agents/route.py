@@ -10,11 +10,12 @@ redelivered or replayed report yields the same job and never reserves twice.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 
 from imaging.planning import AI_DISABLED, ai_steps, plan_enhancement
 from streams.app import Worker
-from streams.budget import budget_zone, today
+from streams.budget import budget_day, budget_zone
 from streams.processing import Stage
 from streams.records import (
     AIEnhancementRequested,
@@ -67,7 +68,10 @@ def ai_request(plan: EnhancementPlan, day: str) -> AIEnhancementRequested:
 async def route_report(report: QualityAssessed, worker: Worker) -> None:
     plan = build_plan(report, worker)
     if ai_steps(plan.steps):
-        day = today(budget_zone(worker.settings.budget_timezone))
+        # The day the report was made, not the day it is routed: a report redelivered
+        # after midnight asks the same day's budget, where its reservation already is.
+        made = datetime.fromisoformat(report.occurred_at.replace("Z", "+00:00"))
+        day = budget_day(made, budget_zone(worker.settings.budget_timezone))
         await worker.send("ai_requests", ai_request(plan, day))
     else:
         await worker.send("enhance_local", plan)

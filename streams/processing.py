@@ -2,12 +2,12 @@
 
 An agent body is one line::
 
-    await process_stream("assess", stream, QualityAssessed..., handle, ctx)
+    await stage.run(stream)   # stage = Stage("assess", ImageUploaded, handler, letters)
 
 For each message: the raw JSON is decoded and validated against the event's schema
 (a violation is dead-lettered, never raised into faust); the handler runs; a
-:class:`RetryableError` is retried with exponential backoff and jitter (forever for
-sinks, whose outage must not lose events); anything else - a :class:`PermanentError`
+:class:`RetryableError` is retried with exponential backoff and jitter until it works
+(an outage is waited out, never turned into a dead letter); anything else - a :class:`PermanentError`
 or an unexpected bug - sends the original message to the dead-letter topic with the
 stage, error class and message, and the agent moves on. The offset is acknowledged
 only after the handler or the dead-letter write completed, so effects are durable
@@ -49,9 +49,11 @@ E = TypeVar("E", bound=Event)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff for transient faults. ``max_attempts=None`` retries until it works."""
+    """Backoff for transient faults. ``max_attempts=None`` retries until it works: an
+    outage of a dependency, however long, never turns a photo into a dead letter (the
+    partition waits, health reports the dependency down)."""
 
-    max_attempts: int | None = 6
+    max_attempts: int | None = None
     initial_backoff: float = 0.2
     max_backoff: float = 30.0
 

@@ -93,9 +93,10 @@ class FakeWorker:
         return [event for name, _, event in self.sent if name == topic]
 
 
-def product_photo(background: str = "white", seed: int = 3, blurred: bool = False) -> bytes:
+def product_photo(background: str = "white", seed: int = 3, blurred: bool = False,
+                  size: tuple[int, int] = (480, 360)) -> bytes:
     rgb = render_product_scene(np.random.default_rng(seed), product="mug",
-                               background=background, width=480, height=360)
+                               background=background, width=size[0], height=size[1])
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if blurred:
         bgr = cv2.GaussianBlur(bgr, (0, 0), 3.0)
@@ -106,6 +107,7 @@ def uploaded_photo(worker: FakeWorker, data: bytes, seller: str = "seller-1",
                    sku: str = "SKU-1") -> ImageUploaded:
     """Put ``data`` in the fake store and describe it as the upload stage would."""
     sha = hashlib.sha256(data).hexdigest()
+    shape = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape
     uri = ObjectUri(worker.settings.originals_bucket, f"originals/{sha[:2]}/{sha}.jpg")
     worker.resources.store.objects[str(uri)] = data
     image_id = deterministic_id("image", seller, sku, sha)
@@ -113,4 +115,5 @@ def uploaded_photo(worker: FakeWorker, data: bytes, seller: str = "seller-1",
         event_id=deterministic_id("ImageUploaded", image_id), image_id=image_id,
         seller_id=seller, sku_id=sku, product_group_id=None, filename="mug.jpg",
         original_uri=str(uri), content_sha256=sha, content_type="image/jpeg",
-        format="jpeg", size_bytes=len(data), width=480, height=360, orientation=1)
+        format="jpeg", size_bytes=len(data), width=int(shape[1]), height=int(shape[0]),
+        orientation=1)

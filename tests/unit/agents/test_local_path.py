@@ -111,3 +111,15 @@ async def test_a_skipped_plan_publishes_the_original(tmp_path, saved):
     await finalize_image(enhanced, worker)
     [completed] = worker.sent_to("completed")
     assert completed.status == "skipped" and not completed.kept_original
+
+
+async def test_an_ai_request_asks_the_budget_of_the_day_its_report_was_made(tmp_path, saved):
+    worker = FakeWorker(tmp_path)
+    uploaded = uploaded_photo(worker, product_photo(blurred=True, size=(300, 225)))
+    await assess_uploaded(uploaded, worker)
+    [report] = worker.sent_to("assessed")
+    report.occurred_at = "2026-03-01T23:59:59.500Z"  # routed (or redelivered) after midnight
+    await route_report(report, worker)
+    [request] = worker.sent_to("ai_requests")
+    assert request.budget_day == request.budget_key == "2026-03-01"
+    assert [key for topic, key, _ in worker.sent if topic == "ai_requests"] == ["2026-03-01"]
