@@ -7,9 +7,9 @@ An agent body is one line::
 For each message: the raw JSON is decoded and validated against the event's schema
 (a violation is dead-lettered, never raised into faust); the handler runs; a
 :class:`RetryableError` is retried with exponential backoff and jitter until it works
-(an outage is waited out, never turned into a dead letter); anything else - a :class:`PermanentError`
-or an unexpected bug - sends the original message to the dead-letter topic with the
-stage, error class and message, and the agent moves on. The offset is acknowledged
+(an outage is waited out, never turned into a dead letter); anything else - a
+:class:`PermanentError` or an unexpected bug - sends the original message to the
+dead-letter topic with the stage, error class and message, and the agent moves on. The offset is acknowledged
 only after the handler or the dead-letter write completed, so effects are durable
 before the commit (at-least-once).
 """
