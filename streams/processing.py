@@ -9,9 +9,9 @@ For each message: the raw JSON is decoded and validated against the event's sche
 :class:`RetryableError` is retried with exponential backoff and jitter until it works
 (an outage is waited out, never turned into a dead letter); anything else - a
 :class:`PermanentError` or an unexpected bug - sends the original message to the
-dead-letter topic with the stage, error class and message, and the agent moves on. The offset is acknowledged
-only after the handler or the dead-letter write completed, so effects are durable
-before the commit (at-least-once).
+dead-letter topic with the stage, error class and message, and the agent moves on. The
+offset is acknowledged only after the handler or the dead-letter write completed, so
+effects are durable before the commit (at-least-once).
 """
 
 from __future__ import annotations
