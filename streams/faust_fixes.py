@@ -1,7 +1,7 @@
 """Fixes for faust-streaming 0.15.3 committing offsets of events never processed.
 
-Found by the kill tests (an image stuck in ``analyzed``, a budget reservation never
-settled); each one loses events for good when a worker dies or a partition moves:
+Each one loses events for good when a worker dies or a partition moves
+(docs/decisions/0002-faust-patches.md has how they were found and what they cost):
 
 1. **Out-of-order acks.** Agents with ``concurrency > 1`` (assess, enhance_local,
    enhance_ai, finalize) finish the events of one partition out of order. faust commits
