@@ -53,7 +53,7 @@ async def save_completion(db: Database, event: ImageCompleted) -> None:
                 [(event.job_id, step["order"], step["operation"], step["method"],
                   step.get("model_id"), bool(step.get("success", True)),
                   round(step.get("latency_ms", 0)), step.get("cost_usd", 0.0),
-                  step.get("details") or step.get("fallback_reason"))
+                  step_details(step))
                  for step in event.steps],
             )
         after = event.after
@@ -87,3 +87,10 @@ async def save_completion(db: Database, event: ImageCompleted) -> None:
              event.profile["name"], event.profile["version"], completed_at, event.image_id,
              completed_at, event.job_id),
         )
+
+
+def step_details(step: dict) -> str | None:
+    """A step's record: why it fell back (first, so it can be searched by prefix), then
+    what it did or why it declined."""
+    parts = [p for p in (step.get("fallback_reason"), step.get("details")) if p]
+    return "; ".join(dict.fromkeys(parts)) or None

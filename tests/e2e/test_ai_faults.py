@@ -86,3 +86,51 @@ def test_throttling_and_an_outage_still_complete_with_exact_spend(stack):
             f"${table['settled_usd']:.2f}; client retries {retries:.0f}; AI steps {ai_steps}")
     finally:
         asyncio.run(_drop_namespace(scoped))
+
+
+def test_calls_slower_than_the_client_timeout_are_counted_once_and_never_repeated(stack):
+    """Bedrock answers after the client gave up: the call was billed all the same. Each
+    such attempt is counted as paid and not retried, so what the table and ai_usage_logs
+    say equals what was billed, and each AI step was sent once."""
+    _, settings = stack
+    run = uuid.uuid4().hex[:8]
+    env = {**namespace_env("slow", run),
+           "IMGSTREAM_BEDROCK_ENDPOINT": f"http://127.0.0.1:{EMULATOR_PORT + 1}",
+           "IMGSTREAM_BEDROCK_TIMEOUT_SECONDS": "1",
+           "IMGSTREAM_EMULATOR_LATENCY_MS": "2500"}
+    scoped = namespaced(settings, env)
+    emulator = Emulator(EMULATOR_PORT + 1, settings.logs_dir / f"emulator-slow-{run}.log", env)
+    worker = start_worker(WORKER_PORT + 1, settings.logs_dir / f"worker-slow-{run}.log",
+                          env=env)
+    try:
+        worker.wait_ready(120)
+        worker.wait_log("[^Worker]: Ready", 120)
+        ids = upload_all(worker.base_url, ai_eligible_photos(6, seed=29), f"slow-{run}")
+        try:
+            wait_for(lambda: completed_count(scoped, ids) == len(ids), 600)
+            wait_for(lambda: costs(WORKER_PORT + 1)["open_reservations"] == 0, 60)
+            # The emulator bills a call when its model finishes, after the client left.
+            wait_for(lambda: (t := emulator.stats()["totals"])["billed"] == t["received"], 60)
+        except AssertionError:
+            raise AssertionError(diagnosis(scoped, ids, emulator)) from None
+        bill = emulator.stats()["totals"]
+        table = costs(WORKER_PORT + 1)
+    finally:
+        worker.stop()
+        emulator.stop()
+    try:
+        steps = run_query(scoped, "SELECT COUNT(*) AS n FROM ai_usage_logs")[0]["n"]
+        assert bill["billed"] > 0 and bill["received"] == steps  # one call per AI step
+        assert micros(table["settled_usd"]) == micros(bill["billed_usd"])
+        usage = run_query(scoped, "SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM ai_usage_logs")
+        assert micros(usage[0]["usd"]) == micros(bill["billed_usd"])
+        reasons = [r["details"] for r in run_query(
+            scoped, "SELECT details FROM processing_steps WHERE step_name IN"
+                    " (SELECT DISTINCT operation FROM ai_usage_logs) AND method = 'local'")]
+        unconfirmed = [r for r in reasons if str(r).startswith("ai_failed: unconfirmed_attempt")]
+        assert len(unconfirmed) == steps, reasons
+        MEASURED["Bedrock slower than the client timeout, 6 photos"] = (
+            f"{bill['received']} calls sent, {bill['billed']} billed (${bill['billed_usd']:.2f})"
+            f" = settled ${table['settled_usd']:.2f}; every AI step fell back, none retried")
+    finally:
+        asyncio.run(_drop_namespace(scoped))
