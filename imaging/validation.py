@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -72,6 +73,8 @@ class ValidatedImage:
     orientation: int
     size_bytes: int
     sha256: str
+    # What the client said that the content contradicts (recorded, not refused).
+    notes: tuple[str, ...] = ()
 
     @property
     def storage_key(self) -> str:
@@ -106,22 +109,16 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def check_filename(filename: str | None) -> str | None:
-    """Return the filename if it is a plain base name; refuse paths and control characters."""
-    if filename is None or filename == "":
+    """The name to record for an upload: its last path component, without control
+    characters, at most 255 characters. A name is only a label here (objects are keyed
+    by content), so an odd one is cleaned, never a reason to refuse a good photo."""
+    if not filename:
         return None
-    if (
-        len(filename) > _MAX_FILENAME
-        or "/" in filename
-        or "\\" in filename
-        or ".." in filename
-        or any(ord(ch) < 32 or ord(ch) == 127 for ch in filename)
-    ):
-        raise RejectedUpload(
-            "invalid_filename",
-            "The file name must be a plain name such as photo.jpg, without folders, '..' "
-            "or control characters.",
-        )
-    return filename
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ord(ch) >= 32 and ord(ch) != 127).strip()
+    if base in ("", ".", ".."):
+        return None
+    return base[:_MAX_FILENAME]
 
 
 def validate_image(
@@ -149,7 +146,9 @@ def validate_image(
             f"{_REFUSED_FORMATS[fmt]} files are not supported. "
             "Save the photo as JPEG, PNG or WebP and upload it again.",
         )
-    _check_declared_type(declared_type, fmt)
+    notes = _declared_type_notes(declared_type, fmt)
+    if fmt == "png":
+        _check_png_checksums(data)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -191,19 +190,39 @@ def validate_image(
         orientation=orientation,
         size_bytes=size,
         sha256=hashlib.sha256(data).hexdigest(),
+        notes=notes,
     )
 
 
-def _check_declared_type(declared_type: str | None, real: str) -> None:
+def _declared_type_notes(declared_type: str | None, real: str) -> tuple[str, ...]:
+    """A declared type the content contradicts is recorded: the content decides."""
     if not declared_type:
-        return
+        return ()
     declared = _DECLARED_TYPES.get(declared_type.split(";")[0].strip().lower())
     if declared is not None and declared != real:
-        raise RejectedUpload(
-            "type_mismatch",
-            f"The file was sent as {declared.upper()} but its content is {real.upper()}. "
-            "Re-save the photo in its real format and upload it again.",
-        )
+        return (f"type_mismatch: sent as {declared.upper()}, the content is {real.upper()}",)
+    return ()
+
+
+def _check_png_checksums(data: bytes) -> None:
+    """Every chunk's CRC must match (decoders skip most of them): a PNG damaged in
+    transit is refused whatever its size."""
+    position = 8  # after the signature
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        end = position + 8 + length
+        if end + 4 > len(data):
+            break  # truncated: the decode reports it
+        kind = data[position + 4:position + 8]
+        stored = int.from_bytes(data[end:end + 4], "big")
+        if zlib.crc32(data[position + 4:end]) != stored:
+            raise RejectedUpload(
+                "corrupt_image",
+                f"The PNG file is damaged: its {kind.decode('latin-1')} chunk fails its "
+                "checksum. Upload the original file again.")
+        if kind == b"IEND":
+            return
+        position = end + 4
 
 
 def _check_dimensions(width: int, height: int, limits: UploadLimits) -> None:

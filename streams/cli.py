@@ -1,5 +1,5 @@
-"""The ``imgstream`` command: stack, worker, upload, samples, demo, migrate, emulator, replay,
-tail."""
+"""The ``imgstream`` command: stack, worker, upload, retry, samples, demo, migrate, emulator,
+replay, tail."""
 
 from __future__ import annotations
 
@@ -54,6 +54,34 @@ def _worker_command(args: argparse.Namespace) -> int:
             "-l", args.loglevel, "--web-port", port, "--web-host", settings.web_host]
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def _retry_command(args: argparse.Namespace) -> int:
+    """POST /api/images/{id}/retry for each id; exit 1 if any was refused."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from streams.auth import admin_headers
+
+    settings = get_settings()
+    api = args.api or f"http://{settings.web_host}:{settings.web_port}"
+    headers = {"X-API-Key": args.api_key} if args.api_key else admin_headers(settings)
+    refused = 0
+    for image_id in args.image_ids:
+        request = urllib.request.Request(f"{api}/api/images/{image_id}/retry", data=b"",
+                                         headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                print(f"{image_id}: {json.load(response)['status']} (driven again)")
+        except urllib.error.HTTPError as exc:
+            refused += 1
+            body = json.loads(exc.read() or b"{}")
+            print(f"{image_id}: {exc.code} {body.get('error')}: {body.get('reason')}")
+        except OSError as exc:
+            refused += 1
+            print(f"{image_id}: the API at {api} cannot be reached: {exc}")
+    return 1 if refused else 0
 
 
 def _upload_command(args: argparse.Namespace) -> int:
@@ -159,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="API key (or IMGSTREAM_API_KEY)")
     p.add_argument("-c", "--concurrency", type=int, default=8)
     p.set_defaults(func=_upload_command)
+
+    p = sub.add_parser("retry", help="drive failed photos through the pipeline again")
+    p.add_argument("image_ids", nargs="+")
+    p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
+    p.add_argument("--api-key", default=None, help="an admin key (default: the first of "
+                                                     "IMGSTREAM_ADMIN_KEYS)")
+    p.set_defaults(func=_retry_command)
 
     p = sub.add_parser("samples", help="write the generated sample photos to a folder")
     p.add_argument("--out", default="samples")

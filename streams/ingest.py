@@ -12,6 +12,7 @@ upload stores, records and emits nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ from imaging.errors import PermanentError, RejectedUpload, RetryableError
 from imaging.validation import UploadLimits, ValidatedImage, check_filename, validate_image
 from services.object_store import ObjectUri
 from streams.app import Worker
-from streams.auth import UPLOADER, RateLimiter, authorized, client_of, retry_after_header
+from streams.auth import ADMIN, UPLOADER, RateLimiter, authorized, client_of, retry_after_header
 from streams.http_status import rejection_status
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
 from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.settings import Settings
+from streams.trust import original_uri
+
+log = logging.getLogger(__name__)
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _FIELD_LIMIT = 1024
@@ -52,6 +56,7 @@ class IngestResult:
     event: ImageUploaded
     duplicate: bool
     status: str
+    notes: tuple[str, ...] = ()
 
     def to_response(self) -> dict[str, Any]:
         e = self.event
@@ -65,6 +70,7 @@ class IngestResult:
             "width": e.width,
             "height": e.height,
             "size_bytes": e.size_bytes,
+            "notes": list(self.notes),
         }
 
 
@@ -101,23 +107,10 @@ def upload_limits(settings: Settings) -> UploadLimits:
     )
 
 
-async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
-    """Validate, store, record and emit one upload (idempotent)."""
-    seller_id, sku_id, group_id = check_identity(
-        request.seller_id, request.sku_id, request.product_group_id
-    )
-    filename = check_filename(request.filename)
-    loop = asyncio.get_running_loop()
-    image: ValidatedImage = await loop.run_in_executor(
-        None, partial(validate_image, request.data, upload_limits(worker.settings),
-                      request.declared_type)
-    )
-    await worker.resources.ready()
-    uri = ObjectUri(worker.settings.originals_bucket, image.storage_key)
-    await worker.resources.store.put_if_absent(uri, request.data, image.content_type)
-
+def uploaded_event(image: ValidatedImage, uri: ObjectUri, seller_id: str, sku_id: str,
+                   group_id: str | None, filename: str | None) -> ImageUploaded:
     image_id = image_id_for(seller_id, sku_id, image.sha256)
-    event = ImageUploaded.new(
+    return ImageUploaded.new(
         event_id=deterministic_id("ImageUploaded", image_id),
         image_id=image_id,
         seller_id=seller_id,
@@ -133,11 +126,66 @@ async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
         height=image.height,
         orientation=image.orientation,
     )
+
+
+class RetryRefused(Exception):
+    """A retry that cannot be done: ``status`` is the HTTP status (404 or 409)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
+    """Drive a ``failed`` photo through the pipeline again, from its stored original
+    (validated again, as an upload would be). Several retries at once make one event."""
+    row = await worker.resources.db.fetchone(
+        "SELECT image_id, seller_id, sku_id, product_group_id, filename, original_url,"
+        " status FROM product_images WHERE image_id = %s", (image_id,))
+    if row is None:
+        raise RetryRefused(404, f"no photo {image_id}")
+    if row["status"] != "failed":
+        raise RetryRefused(409, f"photo {image_id} is {row['status']}, not failed")
+    uri = original_uri(row["original_url"], worker.settings)
+    data = await worker.resources.store.get(uri)
+    loop = asyncio.get_running_loop()
+    image = await loop.run_in_executor(
+        None, partial(validate_image, data, upload_limits(worker.settings)))
+    event = uploaded_event(image, uri, row["seller_id"], row["sku_id"],
+                           row["product_group_id"], row["filename"])
+    if event.image_id != image_id:
+        raise RetryRefused(409, f"photo {image_id}: its original does not match its row")
+    if not await _claim_redrive(event, worker):
+        raise RetryRefused(409, f"photo {image_id} is being retried already")
+    await worker.send("uploaded", event)
+    return event
+
+
+async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
+    """Validate, store, record and emit one upload (idempotent)."""
+    seller_id, sku_id, group_id = check_identity(
+        request.seller_id, request.sku_id, request.product_group_id
+    )
+    filename = check_filename(request.filename)
+    loop = asyncio.get_running_loop()
+    image: ValidatedImage = await loop.run_in_executor(
+        None, partial(validate_image, request.data, upload_limits(worker.settings),
+                      request.declared_type)
+    )
+    await worker.resources.ready()
+    uri = ObjectUri(worker.settings.originals_bucket, image.storage_key)
+    await worker.resources.store.put_if_absent(uri, request.data, image.content_type)
+
+    event = uploaded_event(image, uri, seller_id, sku_id, group_id, filename)
     inserted, status = await _record(event, worker)
     if inserted or await _claim_redrive(event, worker):
         await worker.send("uploaded", event)
         status = "uploaded"
-    return IngestResult(event=event, duplicate=not inserted, status=status)
+    for note in image.notes:
+        log.info("upload %s accepted by its content: %s", event.image_id, note)
+        UPLOADS.labels("noted", note.split(":", 1)[0]).inc()
+    return IngestResult(event=event, duplicate=not inserted, status=status, notes=image.notes)
 
 
 #: A photo still ``uploaded`` this long after its last event may have lost that event (a
@@ -258,7 +306,31 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> UploadRequest
 
 
 def register(worker: Worker) -> None:
-    """Attach the upload view to the worker's web server."""
+    """Attach the upload and retry views to the worker's web server."""
+
+    @worker.app.page("/api/images/{image_id}/retry")
+    class RetryView(faust.web.View):
+        """POST (admin): drive a failed photo through the pipeline again."""
+
+        async def post(self, request: web.Request, image_id: str) -> web.Response:
+            if not authorized(request, worker.settings, ADMIN):
+                return _error("unauthorized", "An admin key is required (X-API-Key).", 401)
+            if not re.fullmatch(r"[0-9a-f]{32}", image_id):
+                return _error("invalid_image_id", "An image id is 32 hex characters.", 400)
+            try:
+                event = await retry_failed(image_id, worker)
+            except RetryRefused as exc:
+                return _error("not_found" if exc.status == 404 else "conflict", exc.reason,
+                              exc.status)
+            except RejectedUpload as exc:
+                return _error(exc.code, f"The stored original is refused: {exc.reason}", 409)
+            except RetryableError as exc:
+                return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
+            except PermanentError as exc:
+                return _error("conflict", str(exc), 409)
+            return web.json_response({"image_id": event.image_id, "status": "uploaded"},
+                                     status=202)
+
     limiter = RateLimiter(worker.settings.upload_rate_per_second, worker.settings.upload_burst)
 
     @worker.app.page("/api/images/upload")

@@ -57,11 +57,36 @@ def test_bomb_is_refused_from_its_header_without_decoding():
     assert "50000x50000" in info.value.reason
 
 
-def test_declared_type_must_match_content():
+def test_the_content_decides_and_a_contradicting_declared_type_is_recorded():
+    image = validate_image(hf.photo(100, 100, "JPEG"), LIMITS, declared_type="image/png")
+    assert image.format == "jpeg"
+    assert image.notes == ("type_mismatch: sent as PNG, the content is JPEG",)
+    assert validate_image(hf.photo(100, 100), LIMITS, "application/octet-stream").notes == ()
+
+
+def _png_with_bad_crc(width: int, height: int, chunk: bytes) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    pixels = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8)  # compresses well
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    at = data.find(chunk)
+    length = int.from_bytes(data[at - 4:at], "big")
+    data[at + 4 + length] ^= 0xFF
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [(64, 48), (1600, 1200)])
+@pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT", b"IEND"])
+def test_a_png_failing_a_checksum_is_refused_whatever_its_size(size, chunk):
     with pytest.raises(RejectedUpload) as info:
-        validate_image(hf.photo(100, 100, "JPEG"), LIMITS, declared_type="image/png")
-    assert info.value.code == "type_mismatch"
-    assert validate_image(hf.photo(100, 100), LIMITS, "application/octet-stream").format == "jpeg"
+        validate_image(_png_with_bad_crc(*size, chunk), LIMITS)
+    assert info.value.code == "corrupt_image" and chunk.decode() in info.value.reason
 
 
 @pytest.mark.parametrize("data,fmt", [
@@ -72,12 +97,13 @@ def test_sniff_format(data, fmt):
     assert sniff_format(data) == fmt
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b.jpg", "..\\x.jpg", "a\x00.jpg",
-                                  "x" * 300])
-def test_path_traversal_filenames_are_refused(name):
-    with pytest.raises(RejectedUpload) as info:
-        check_filename(name)
-    assert info.value.code == "invalid_filename"
+@pytest.mark.parametrize("name, recorded", [
+    ("../../etc/passwd", "passwd"), ("a/b.jpg", "b.jpg"), ("..\\x.jpg", "x.jpg"),
+    ("a\x00.jpg", "a.jpg"), ("x" * 300, "x" * 255), ("my..photo.jpg", "my..photo.jpg"),
+    ("..", None), ("/", None),
+])
+def test_odd_filenames_are_cleaned_not_refused(name, recorded):
+    assert check_filename(name) == recorded
 
 
 def test_plain_filenames_pass():
