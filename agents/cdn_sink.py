@@ -53,6 +53,7 @@ from collections.abc import Callable
 import faust
 
 from imaging.errors import RetryableError
+from services.cdn_records import InvalidationRecords
 from services.cloudfront import CloudFront, InvalidationsBusy
 from services.object_store import ObjectUri
 from streams.app import Worker
@@ -95,8 +96,11 @@ class CdnSink:
         window_seconds: float,
         retry: RetryPolicy = SINK_RETRY,
         clock: Callable[[], float] = time.monotonic,
+        records: InvalidationRecords | None = None,
     ) -> None:
         self.cloudfront = cloudfront
+        # The durable record of invalidated results (None: this process's memory only).
+        self.records = records
         self.batcher = InvalidationBatcher(max_paths, window_seconds)
         self.retry = retry
         self.clock = clock
@@ -143,8 +147,13 @@ class CdnSink:
             await self._release()
 
     async def _collect(self, completed: ImageCompleted) -> None:
-        """Stage handler: paths are validated here, so a bad one dead-letters its event."""
-        self._collected = (source_token(completed), alias_paths(completed))
+        """Stage handler: paths are validated here, so a bad one dead-letters its event.
+        A result invalidated before (an earlier life of this worker) needs nothing."""
+        token, paths = source_token(completed), alias_paths(completed)
+        if paths and self.records is not None and token in await self.records.done([token]):
+            INVALIDATIONS.labels("already_done").inc()
+            paths = []
+        self._collected = (token, paths)
 
     async def _flush_when_due(self) -> None:
         while True:
@@ -203,6 +212,8 @@ class CdnSink:
         await self._settle(batch, None)
 
     async def _settle(self, batch: InvalidationBatch, error: Exception | None) -> None:
+        if error is None and self.records is not None:
+            await self._remember(batch)
         if error is not None:
             for source in batch.sources:
                 self._failed.setdefault(source, error)
@@ -212,6 +223,19 @@ class CdnSink:
                 if failure is not None:
                     await self.stage._dead_letter(message, failure, 1)
                 self._acks.done(event)
+
+    async def _remember(self, batch: InvalidationBatch) -> None:
+        """Record the batch's results as invalidated before their events are acked; a
+        database outage is waited out (the events stay unacked meanwhile)."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self.records.remember(batch.sources, batch.caller_reference)
+                return
+            except RetryableError as exc:
+                RETRIES.labels(STAGE, type(exc).__name__).inc()
+                await asyncio.sleep(self.retry.delay(attempts))
 
     async def _release(self) -> None:
         PENDING_PATHS.set(self.batcher.pending_paths)
@@ -226,8 +250,10 @@ class CdnSink:
 def register(worker: Worker) -> None:
     settings = worker.settings
     sink = CdnSink(CloudFront(settings), worker.topics.dead_letter,
-                   settings.invalidation_max_paths, settings.invalidation_window_seconds)
+                   settings.invalidation_max_paths, settings.invalidation_window_seconds,
+                   records=InvalidationRecords(lambda: worker.resources.db))
 
     @worker.app.agent(worker.topics.completed, name=STAGE)
     async def cdn_sink(stream):
+        await worker.resources.ready_with_retry()
         await sink.run(stream)

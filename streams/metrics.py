@@ -102,6 +102,7 @@ def render() -> tuple[bytes, str]:
 INVALIDATIONS = Counter(
     "imgstream_cdn_invalidations_total",
     "CreateInvalidation outcomes: ok, duplicate (reference already confirmed, not sent), "
+    "already_done (the result was invalidated before, by an earlier life of a worker), "
     "busy (TooManyInvalidationsInProgress, retried), retried (other transient fault), "
     "failed (refused for good, events dead-lettered).",
     ["outcome"],

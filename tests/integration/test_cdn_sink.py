@@ -154,13 +154,12 @@ def test_completed_images_are_invalidated_in_deduplicated_idempotent_batches(
     reference = caller_reference(expected, tokens)
     assert batch["InvalidationBatch"]["CallerReference"] == reference
 
-    # Redelivery of the very same events: the same batch, the same caller reference,
-    # no second invalidation (CloudFront would return the existing one; moto 5.2.1 does
-    # not implement that, the sink's memory of confirmed references skips the call).
-    duplicates = _metric(worker, "imgstream_cdn_invalidations_total", '{outcome="duplicate"}')
+    # Redelivery of the very same events: no second invalidation. MySQL's record of
+    # invalidated results (cdn_invalidations) recognises them before any batch forms.
+    done = _metric(worker, "imgstream_cdn_invalidations_total", '{outcome="already_done"}')
     _produce(settings, [(e.image_id, e.to_json()) for e in first])
-    _wait_metric(worker, "imgstream_cdn_invalidations_total", '{outcome="duplicate"}',
-                 duplicates)
+    _wait_metric(worker, "imgstream_cdn_invalidations_total", '{outcome="already_done"}',
+                 done)
     assert {i["Id"] for i in _ours(cloudfront, image_a) + _ours(cloudfront, image_b)} \
         == set(by_id)
 
@@ -313,3 +312,48 @@ def test_offsets_are_acked_only_after_the_invalidation_succeeded_and_in_order(st
             if e.message.partition == 0] == [(0, 10), (0, 11)]
     assert {e.message.offset for e in stream.acked} == {10, 11, 5}
     assert len(dead_letters.sent) == 1 and json.loads(dead_letters.sent[0])["stage"] == "cdn_sink"
+
+
+class _AlwaysOk:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def invalidate(self, paths: list[str], reference: str) -> str:
+        self.calls.append(paths)
+        return f"I{len(self.calls)}"
+
+
+def test_a_restarted_sink_does_not_invalidate_a_result_again(stack):
+    """MySQL remembers which results were invalidated: a worker that restarts and gets
+    the same completions again (their offsets were not committed) sends nothing."""
+    from agents.cdn_sink import CdnSink
+    from services.cdn_records import InvalidationRecords
+    from services.database import Database, apply_migrations
+    from streams.processing import RetryPolicy
+
+    _, settings = stack
+    run = uuid.uuid4().hex[:8]
+    completions = [_completed(settings, deterministic_id("restart", run, str(i)), "v1")
+                   for i in range(3)]
+    fast = RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.02)
+
+    async def one_life(cloudfront) -> _FakeStream:
+        db = await Database.connect(settings)
+        await apply_migrations(db)
+        stream = _FakeStream([_FakeEvent(0, 100 + i, c.to_json())
+                              for i, c in enumerate(completions)])
+        sink = CdnSink(cloudfront, _RecordingTopic(), max_paths=100, window_seconds=0.1,
+                       retry=fast, records=InvalidationRecords(lambda: db))
+        task = asyncio.ensure_future(sink.run(stream))
+        deadline = time.monotonic() + 10
+        while len(stream.acked) < len(completions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        await db.close()
+        return stream
+
+    first, second = _AlwaysOk(), _AlwaysOk()
+    assert len(asyncio.run(one_life(first)).acked) == 3
+    assert len(first.calls) == 1 and len(first.calls[0]) == 6  # 3 results x 2 aliases
+    again = asyncio.run(one_life(second))                       # a new process, same events
+    assert len(again.acked) == 3 and second.calls == []
