@@ -85,13 +85,5 @@ def register(worker: Worker) -> None:
     replay_stage = Stage("assess_replay", ReplayRequested,
                          partial(assess_replayed, worker=worker), topics.dead_letter)
 
-    @worker.app.agent(topics.uploaded, name=STAGE,
-                      concurrency=worker.settings.image_threads)
-    async def assess(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
-
-    @worker.app.agent(topics.replay, name="assess_replay")
-    async def assess_replay(stream):
-        await worker.resources.ready_with_retry()
-        await replay_stage.run(stream)
+    worker.run_stage(topics.uploaded, stage, concurrency=worker.settings.image_threads)
+    worker.run_stage(topics.replay, replay_stage)

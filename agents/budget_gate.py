@@ -238,15 +238,7 @@ def register(worker: Worker) -> None:
     caps_stage = Stage("budget_caps", BudgetCapChanged,
                        partial(change_day_caps, worker=worker), topics.dead_letter)
 
-    @app.agent(topics.ai_requests, name=STAGE)
-    async def budget_gate(stream):
-        await worker.resources.ready_with_retry()
-        await gate_stage.run(stream)
-
-    @app.agent(topics.ai_budget, name="budget_settle")
-    async def budget_settle(stream):
-        await settle_stage.run(stream)
-
-    @app.agent(topics.ai_caps, name="budget_caps")
-    async def budget_caps(stream):
-        await caps_stage.run(stream)
+    worker.run_stage(topics.ai_requests, gate_stage)
+    # Settling and caps need neither the database nor the store: never held up by them.
+    worker.run_stage(topics.ai_budget, settle_stage, needs_resources=False)
+    worker.run_stage(topics.ai_caps, caps_stage, needs_resources=False)

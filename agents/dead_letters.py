@@ -68,7 +68,4 @@ def register(worker: Worker) -> None:
     stage = DeadLetterStage(STAGE, DeadLetter, partial(record_dead_letter, worker=worker),
                             worker.topics.dead_letter, SINK_RETRY)
 
-    @worker.app.agent(worker.topics.dead_letter, name=STAGE)
-    async def dead_letters(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
+    worker.run_stage(worker.topics.dead_letter, stage)

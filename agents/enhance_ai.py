@@ -205,8 +205,4 @@ def register(worker: Worker) -> None:
                   worker.topics.dead_letter,
                   on_failure=partial(settle_before_dead_letter, worker=worker))
 
-    @worker.app.agent(worker.topics.ai, name=STAGE,
-                      concurrency=worker.settings.image_threads)
-    async def enhance_ai(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
+    worker.run_stage(worker.topics.ai, stage, concurrency=worker.settings.image_threads)

@@ -60,8 +60,5 @@ def register(worker: Worker) -> None:
     stage = Stage(STAGE, EnhancementPlan, partial(enhance_plan, worker=worker),
                   worker.topics.dead_letter)
 
-    @worker.app.agent(worker.topics.enhance_local, name=STAGE,
-                      concurrency=worker.settings.image_threads)
-    async def enhance_local(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
+    worker.run_stage(worker.topics.enhance_local, stage,
+                     concurrency=worker.settings.image_threads)

@@ -108,8 +108,4 @@ def register(worker: Worker) -> None:
     stage = Stage(STAGE, ImageEnhanced, partial(finalize_image, worker=worker),
                   worker.topics.dead_letter)
 
-    @worker.app.agent(worker.topics.enhanced, name=STAGE,
-                      concurrency=worker.settings.image_threads)
-    async def finalize(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
+    worker.run_stage(worker.topics.enhanced, stage, concurrency=worker.settings.image_threads)

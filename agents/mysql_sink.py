@@ -37,12 +37,5 @@ def register(worker: Worker) -> None:
                         partial(record_ai_usage, worker=worker), topics.dead_letter,
                         SINK_RETRY)
 
-    @worker.app.agent(topics.completed, name=STAGE)
-    async def mysql_sink(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
-
-    @worker.app.agent(topics.ai_budget, name="ai_usage_sink")
-    async def ai_usage_sink(stream):
-        await worker.resources.ready_with_retry()
-        await usage_stage.run(stream)
+    worker.run_stage(topics.completed, stage)
+    worker.run_stage(topics.ai_budget, usage_stage)

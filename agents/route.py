@@ -81,7 +81,4 @@ def register(worker: Worker) -> None:
     stage = Stage(STAGE, QualityAssessed, partial(route_report, worker=worker),
                   worker.topics.dead_letter)
 
-    @worker.app.agent(worker.topics.assessed, name=STAGE)
-    async def route(stream):
-        await worker.resources.ready_with_retry()
-        await stage.run(stream)
+    worker.run_stage(worker.topics.assessed, stage)

@@ -24,6 +24,7 @@ from imaging.planning import check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import ModelCatalog, load_catalog
+from streams.processing import Stage
 from streams.records import Event
 from streams.resources import Resources
 from streams.settings import Settings, get_settings
@@ -70,6 +71,19 @@ class Worker:
     @property
     def image_pool(self):
         return self.resources.image_pool
+
+    def run_stage(self, topic: faust.TopicT, stage: Stage, concurrency: int = 1,
+                  needs_resources: bool = True) -> None:
+        """Attach an agent that runs ``stage`` over ``topic`` (after the database and
+        the store are open, unless the stage needs neither)."""
+
+        async def agent(stream):
+            if needs_resources:
+                await self.resources.ready_with_retry()
+            await stage.run(stream)
+
+        agent.__name__ = agent.__qualname__ = stage.name
+        self.app.agent(topic, name=stage.name, concurrency=concurrency)(agent)
 
 
 @cache
