@@ -233,6 +233,8 @@ async def _record(event: ImageUploaded, worker: Worker) -> tuple[bool, str]:
         ),
     )
     if affected:
+        # Uploaded again after its seller deleted it: a new life, no longer ignored.
+        await db.execute("DELETE FROM deleted_images WHERE image_id = %s", (event.image_id,))
         return True, "uploaded"
     row = await db.fetchone(
         "SELECT status FROM product_images WHERE image_id = %s", (event.image_id,)

@@ -43,11 +43,21 @@ class FakeStore:
         self.objects[str(uri)] = data
         return True
 
+    async def delete(self, uri: ObjectUri) -> None:
+        self.objects.pop(str(uri), None)
+
 
 class FakeDatabase:
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple]] = []
         self.rows: list[dict] = []  # what fetchall answers
+        self.deleted: set[str] = set()  # image ids with a deletion tombstone
+
+    async def fetchone(self, sql: str, args: Any = None) -> dict | None:
+        self.statements.append((sql, tuple(args or ())))
+        if "deleted_images" in sql:
+            return {"gone": 1} if args and args[0] in self.deleted else None
+        return self.rows[0] if self.rows else None
 
     async def fetchall(self, sql: str, args: Any = None) -> list[dict]:
         self.statements.append((sql, tuple(args or ())))
