@@ -108,3 +108,12 @@ def key_matches_label(key: str, label: str) -> bool:
         return normalise_catalogue_id(label) == label and event_key(label) == key
     except InvalidCatalogueId:
         return False
+
+
+def keys_meant_by(value: str) -> frozenset[str]:
+    """Event keys an operator's filter (``--seller``, ``--sku``) can mean: the value as
+    typed (a key copied from an event or a row) and the key of the catalogue id it spells."""
+    try:
+        return frozenset({value, parse_catalogue_id(value).key})
+    except InvalidCatalogueId:
+        return frozenset({value})

@@ -126,9 +126,8 @@ def test_a_label_is_at_most_128_characters():
 
 def test_a_label_that_does_not_make_its_key_is_forged():
     from imaging.errors import ForgedEvent
-    from streams.trust import check_upload_identity
-
     from streams.records import image_id_for
+    from streams.trust import check_upload_identity
 
     def plain(**fields):
         return _uploaded(image_id=image_id_for("seller-1", "SKU-1", "a" * 64), **fields)
