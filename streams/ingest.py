@@ -325,12 +325,13 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> UploadRequest
             value = await part.read(decode=True)
             if len(value) > _FIELD_LIMIT:
                 raise RejectedUpload("invalid_field", f"The field {part.name} is too long.")
+            charset = part.get_charset(default="utf-8")
             try:
-                fields[part.name] = value.decode("utf-8")
+                fields[part.name] = value.decode(charset)
             except UnicodeDecodeError:
                 # Replacing the bad bytes would quietly make another seller or SKU.
-                raise RejectedUpload("invalid_field",
-                                     f"The field {part.name} is not UTF-8 text.") from None
+                raise RejectedUpload("invalid_field", f"The field {part.name} is not "
+                                     f"{charset} text (send UTF-8).") from None
     if data is None:
         raise RejectedUpload("missing_file", "The request has no 'file' field.")
     return UploadRequest(

@@ -292,16 +292,19 @@ def test_an_operator_retries_a_failed_photo_over_the_api_and_the_cli(worker, top
     assert len(_uploaded_events(topic_reader, image_id, expect=3)) == 3
 
 
-def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, db_query,
+def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, stack,
+                                                                         db_query,
                                                                          topic_reader):
     """Ids as catalogues have them get in; events, rows and paths use their keys."""
     import unicodedata
     from urllib.parse import urlsplit
 
     from streams.identity import parse_catalogue_id
+    from tests.conftest import ADMIN_KEY, run_query
     from tests.integration.test_assess_agent import _wait_events
     from tests.polling import wait_for
 
+    _, settings = stack
     seller, sku, group = "Müller & Söhne GmbH", "Tasse 0,5 l / blau ☕", "../../Küche"
     keys = {name: parse_catalogue_id(value).key
             for name, value in (("seller", seller), ("sku", sku), ("group", group))}
@@ -350,3 +353,13 @@ def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, 
         "SELECT status, cloudfront_url FROM product_images WHERE image_id = %s"
         " AND status IN ('completed', 'skipped')", (image_id,)), timeout=60)
     assert urlsplit(row["cloudfront_url"]).path.startswith(f"/enhanced/{image_id}/")
+
+    # An operator's retry rebuilds the event from the row: keys and labels again.
+    run_query(settings, "UPDATE product_images SET status = 'failed' WHERE image_id = %s",
+              (image_id,))
+    retried = requests.post(f"{worker.base_url}/api/images/{image_id}/retry",
+                            headers={"X-API-Key": ADMIN_KEY}, timeout=10)
+    assert retried.status_code == 202, retried.text
+    first, second = _uploaded_events(topic_reader, image_id, expect=2)
+    assert {k: v for k, v in second.items() if k != "occurred_at"} == {
+        k: v for k, v in first.items() if k != "occurred_at"}
