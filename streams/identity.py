@@ -39,6 +39,19 @@ MAX_CATALOGUE_ID_LENGTH = 128
 #: words, Indic conjuncts, emoji sequences). Other format characters (bidi overrides,
 #: soft hyphen, BOM) are invisible and make two ids look alike, so they are refused.
 _ALLOWED_FORMAT = frozenset("\u200c\u200d")
+#: What a refused character is, by Unicode category, for the seller's error message.
+_REFUSED_KINDS = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    # An unassigned code point might normalise differently once a later Unicode assigns
+    # it, which would change the key.
+    "Cn": "a code point unassigned in this worker's Unicode",
+    # Line and paragraph separators break lines in logs and CLI output as a newline does.
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 
 
 class InvalidCatalogueId(ValueError):
@@ -60,14 +73,11 @@ class CatalogueId:
         return None if self.label == self.key else self.label
 
 
-def _refused_character(char: str) -> bool:
-    category = unicodedata.category(char)
-    if category == "Cf":
-        return char not in _ALLOWED_FORMAT
-    # Cc control, Cs surrogate, Co private use, Cn unassigned: an unassigned code point
-    # might normalise differently once a later Unicode assigns it, which would change
-    # the key. Zl / Zp break lines in logs and CLI output like a newline does.
-    return category in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp")
+def _refused_kind(char: str) -> str | None:
+    """What ``char`` is when it may not be part of an id, else None."""
+    if char in _ALLOWED_FORMAT:
+        return None
+    return _REFUSED_KINDS.get(unicodedata.category(char))
 
 
 def normalise_catalogue_id(value: str) -> str:
@@ -80,11 +90,8 @@ def normalise_catalogue_id(value: str) -> str:
         raise InvalidCatalogueId(
             f"it is {len(text)} characters long; the limit is {MAX_CATALOGUE_ID_LENGTH}")
     for char in text:
-        if _refused_character(char):
-            raise InvalidCatalogueId(
-                f"it contains U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')}, "
-                f"category {unicodedata.category(char)}): control, invisible formatting, "
-                "line-separator, private-use and unassigned characters are not allowed")
+        if kind := _refused_kind(char):
+            raise InvalidCatalogueId(f"it contains U+{ord(char):04X}, {kind}")
     return text
 
 

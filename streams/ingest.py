@@ -110,8 +110,8 @@ def check_identity(
         except InvalidCatalogueId as exc:
             raise RejectedUpload(
                 "invalid_field",
-                f"The field {field} must be 1-{MAX_CATALOGUE_ID_LENGTH} characters without "
-                f"control characters; {exc}.") from None
+                f"The field {field} is refused: {exc}. Ids are 1-{MAX_CATALOGUE_ID_LENGTH} "
+                "characters (after NFC) without control or invisible characters.") from None
     return checked[0], checked[1], checked[2]  # type: ignore[return-value]
 
 
