@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from services.database import Database
+from streams.identity import keys_meant_by
 
 MAX_BATCH = 10_000
 
@@ -53,9 +54,10 @@ async def select_images(db: Database, seller_id: str | None, sku_id: str | None,
     clauses = ["NOT EXISTS (SELECT 1 FROM deleted_images d WHERE d.image_id = p.image_id)"]
     args: list[Any] = []
     for column, value in (("seller_id", seller_id), ("sku_id", sku_id)):
-        if value is not None:
-            clauses.append(f"p.{column} = %s")
-            args.append(value)
+        if value is not None:  # a catalogue id as typed, or the event key of one
+            keys = sorted(keys_meant_by(value))
+            clauses.append(f"p.{column} IN ({', '.join(['%s'] * len(keys))})")
+            args.extend(keys)
     if since is not None:
         clauses.append("p.created_at >= %s")
         args.append(since)

@@ -12,6 +12,7 @@ from typing import Any
 
 from services.database import Database
 from streams.api.documents import ImageFilter
+from streams.identity import keys_meant_by
 
 # The current before/after of each photo: its current profile version's rows.
 _CURRENT_QUALITY = """
@@ -23,8 +24,8 @@ _CURRENT_QUALITY = """
   LEFT JOIN enhancement_jobs j ON j.job_id = p.current_job_id
 """
 _SUMMARY_COLUMNS = """
-  p.id, p.image_id, p.seller_id, p.sku_id, p.filename, p.status, p.created_at,
-  p.updated_at, p.current_job_id, qb.quality_tier AS before_tier,
+  p.id, p.image_id, p.seller_id, p.sku_id, p.seller_label, p.sku_label, p.filename,
+  p.status, p.created_at, p.updated_at, p.current_job_id, qb.quality_tier AS before_tier,
   qb.overall_score AS before_score, qb.issues AS before_issues,
   qa.quality_tier AS after_tier, qa.overall_score AS after_score,
   j.total_cost_usd, j.enhancement_params
@@ -57,11 +58,14 @@ async def image_detail(db: Database, image_id: str) -> dict[str, Any] | None:
 
 def _where(f: ImageFilter, after: tuple[datetime, int] | None) -> tuple[str, list[Any]]:
     clauses, args = [], []
-    for column, value in (("p.seller_id", f.seller_id), ("p.sku_id", f.sku_id),
-                          ("p.status", f.status)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            args.append(value)
+    for column, value in (("p.seller_id", f.seller_id), ("p.sku_id", f.sku_id)):
+        if value is not None:  # a catalogue id as typed, or the event key of one
+            keys = sorted(keys_meant_by(value))
+            clauses.append(f"{column} IN ({', '.join(['%s'] * len(keys))})")
+            args.extend(keys)
+    if f.status is not None:
+        clauses.append("p.status = %s")
+        args.append(f.status)
     if f.tier is not None:
         clauses.append("COALESCE(qa.quality_tier, qb.quality_tier) = %s")
         args.append(f.tier)
