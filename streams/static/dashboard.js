@@ -132,7 +132,7 @@ function panelError(id, error) {
 // Horizontal bars: rows of {label, values:[{value, color, title}]}, scaled to `max`.
 function barChart(rows, {max, format = String, width = 420, rowHeight = 22, labelWidth = 130}) {
   const top = max || Math.max(1e-9, ...rows.map((r) => r.values.reduce((a, v) => a + v.value, 0)));
-  const plot = width - labelWidth - 70;
+  const plot = width - labelWidth - 84;
   const height = rows.length * rowHeight + 4;
   const svg = s("svg", {class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img"});
   rows.forEach((row, i) => {
@@ -210,8 +210,12 @@ function dayLines(days, {width = 420, height = 130} = {}) {
   }
   const step = Math.max(1, Math.ceil(days.length / 6));
   days.forEach((d, i) => {
-    if (i % step === 0) svg.append(s("text", {x: x(i), y: height - 5, "text-anchor": "middle",
-                                              text: String(d.day).slice(5)}));
+    // The first and last labels are anchored inside the plot so that they are not cut.
+    const anchor = days.length > 1 && i === 0 ? "start"
+      : days.length > 1 && i === days.length - 1 ? "end" : "middle";
+    if (i % step === 0 || i === days.length - 1) {
+      svg.append(s("text", {x: x(i), y: height - 5, "text-anchor": anchor, text: String(d.day).slice(5)}));
+    }
   });
   return svg;
 }
