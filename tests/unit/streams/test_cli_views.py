@@ -16,7 +16,8 @@ from streams.cli_views import (
     tier_move,
 )
 
-URL = "http://127.0.0.1:16066/api/images/" + "a" * 32 + "/renditions/large.jpg?expires=1&sig=" + "f" * 64
+URL = ("http://127.0.0.1:16066/api/images/" + "a" * 32 + "/renditions/large.jpg?expires=1&sig="
+       + "f" * 64)
 
 DETAIL = {
     "image_id": "a" * 32, "seller_id": "s1", "sku_id": "mug-1", "product_group_id": None,
