@@ -23,6 +23,7 @@ from imaging.errors import PermanentError
 from imaging.profile import Profile
 from services.quality_records import save_assessment
 from streams.app import Worker
+from streams.deletion import is_deleted
 from streams.processing import Stage
 from streams.records import ImageUploaded, QualityAssessed, ReplayRequested, deterministic_id
 from streams.trust import check_upload_identity, original_uri
@@ -59,6 +60,8 @@ async def assess_uploaded(uploaded: ImageUploaded, worker: Worker,
                           profile: Profile | None = None) -> None:
     profile = profile or worker.profile
     check_upload_identity(uploaded)
+    if await is_deleted(worker, uploaded.image_id):
+        return  # its seller deleted it: a late or replayed event must not revive it
     store = worker.resources.store
     data = await store.get(original_uri(uploaded.original_uri, worker.settings), keep=True)
     if hashlib.sha256(data).hexdigest() != uploaded.content_sha256:

@@ -29,6 +29,7 @@ from services.bedrock import ModelCallFailed, ModelInvocation
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.budget import to_micros, to_usd
+from streams.deletion import is_deleted
 from streams.metrics import AI_STEPS
 from streams.processing import Stage
 from streams.records import AIEnhancementApproved, AISpendSettled, ImageEnhanced, deterministic_id
@@ -62,7 +63,7 @@ def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: i
 
 
 async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
-                      unspent_micros: int, worker: Worker
+                      unspent_micros: int, worker: Worker, image_id: str | None = None
                       ) -> tuple[np.ndarray, StepResult, dict[str, Any]]:
     """One AI step: the model's result, or the local fallback after a final failure.
 
@@ -83,7 +84,7 @@ async def run_ai_step(bgr: np.ndarray, step: dict[str, Any], request_id: str,
                                                   step)
             invocation = await worker.resources.bedrock.invoke(
                 entry.id, prepared, request_id,
-                may_pay=to_micros(entry.price_usd) <= unspent_micros)
+                may_pay=to_micros(entry.price_usd) <= unspent_micros, image_id=image_id)
             result = await loop.run_in_executor(image_pool, apply_model_output, bgr,
                                                 invocation.output, prepared, step)
         except ModelCallFailed as exc:
@@ -131,6 +132,10 @@ def settlement_for(approval: AIEnhancementApproved, usage: list[dict[str, Any]]
 
 async def enhance_approved(approval: AIEnhancementApproved, worker: Worker) -> None:
     check_approval(approval, worker.settings)  # before anything can be paid
+    if await is_deleted(worker, approval.image_id):
+        # Nothing is called; settling nothing releases the reservation.
+        await worker.send("ai_budget", settlement_for(approval, []))
+        return
     lock = _request_locks.setdefault(approval.request_id, asyncio.Lock())
     try:
         async with lock:
@@ -153,7 +158,7 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     for step in sorted(plan["steps"], key=lambda s: s["order"]):
         if step["method"] == "ai":
             bgr, result, use = await run_ai_step(bgr, step, approval.request_id, unspent,
-                                                 worker)
+                                                 worker, approval.image_id)
             if use["paid"]:
                 unspent -= to_micros(use["cost_usd"])
             usage.append(use)

@@ -15,6 +15,7 @@ from imaging.decoding import decode_image
 from imaging.enhancement import apply_plan, encode_intermediate
 from services.object_store import ObjectUri
 from streams.app import Worker
+from streams.deletion import is_deleted
 from streams.processing import Stage
 from streams.records import EnhancementPlan, ImageEnhanced, deterministic_id
 from streams.trust import original_uri
@@ -29,6 +30,8 @@ def _enhance(data: bytes, steps: list[dict]) -> tuple[bytes, list[dict]]:
 
 
 async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
+    if await is_deleted(worker, plan.image_id):
+        return
     if plan.skip:
         enhanced_uri, steps = plan.source_uri, []
     else:

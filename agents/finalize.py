@@ -19,6 +19,7 @@ from imaging.assessment import QualityReport
 from imaging.publishing import Publication, Refusal, publish_enhanced, publish_original
 from services.object_store import ObjectUri
 from streams.app import Worker
+from streams.deletion import is_deleted
 from streams.metrics import AI_PAID_NOT_PUBLISHED
 from streams.processing import Stage
 from streams.records import ImageCompleted, ImageEnhanced, deterministic_id
@@ -37,6 +38,8 @@ def summary(report: QualityReport) -> dict:
 async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     started = time.perf_counter()
     plan = enhanced.plan
+    if await is_deleted(worker, enhanced.image_id):
+        return  # never publish a deleted photo again
     store, settings, image_pool = worker.resources.store, worker.settings, worker.image_pool
     skipped = bool(plan["skip"])
     profile = worker.profile_for(enhanced.profile)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from functools import partial
 
 from services.completion_records import save_completion
+from services.object_store import ObjectUri
 from services.usage_records import save_ai_usage
 from streams.app import Worker
+from streams.deletion import is_deleted
 from streams.processing import SINK_RETRY, Stage
 from streams.records import AISpendSettled, ImageCompleted
 
@@ -22,6 +24,16 @@ STAGE = "mysql_sink"
 
 
 async def record_completion(event: ImageCompleted, worker: Worker) -> None:
+    if await is_deleted(worker, event.image_id):
+        # Published by a finalize that ran while the photo was being deleted: remove
+        # what it wrote instead of recording it.
+        store = worker.resources.store
+        own = f"enhanced/{event.image_id}/"
+        for output in event.outputs:
+            uri = ObjectUri.parse(str(output.get("uri")))
+            if uri.bucket == worker.settings.enhanced_bucket and uri.key.startswith(own):
+                await store.delete(uri)
+        return
     await save_completion(worker.resources.db, event)
 
 

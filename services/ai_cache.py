@@ -49,6 +49,10 @@ def cache_key(image: bytes, model_id: str, body_params: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+# by-image/<image_id>/<model_id>/<key>: which entries a photo's AI steps produced.
+BY_IMAGE = "by-image/"
+
+
 class AiCache:
     def __init__(self, store: ObjectStore, bucket: str) -> None:
         self._store = store
@@ -71,8 +75,10 @@ class AiCache:
                             record=record)
 
     async def store(self, model_id: str, key: str, request_id: str, output: bytes,
-                    output_format: str, cost_usd: float, params: dict[str, Any]) -> None:
-        """Write a paid result: image, receipt, then the record that commits it."""
+                    output_format: str, cost_usd: float, params: dict[str, Any],
+                    image_id: str | None = None) -> None:
+        """Write a paid result: image, receipt, then the record that commits it; with
+        ``image_id``, an index entry so deleting that photo finds what was made from it."""
         record = {"request_id": request_id, "cost_usd": cost_usd, "model": model_id,
                   "params": params, "output_format": output_format,
                   "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -82,7 +88,22 @@ class AiCache:
         await self._store.put(self._receipt(model_id, key, request_id), document,
                               "application/json")
         await self._store.put(self._record(model_id, key), document, "application/json")
+        if image_id:
+            await self._store.put(ObjectUri(self._bucket, f"{BY_IMAGE}{image_id}/{model_id}/{key}"),
+                                  b"", "application/octet-stream")
         AI_CACHE.labels("stored").inc()
+
+    async def forget_image(self, image_id: str) -> int:
+        """Delete every entry made from ``image_id``'s photo; the number of objects."""
+        removed = 0
+        for index_key in await self._store.keys(self._bucket, f"{BY_IMAGE}{image_id}/"):
+            model_id, key = index_key.removeprefix(f"{BY_IMAGE}{image_id}/").split("/", 1)
+            for entry in await self._store.keys(self._bucket, f"bedrock/{model_id}/{key}"):
+                await self._store.delete(ObjectUri(self._bucket, entry))
+                removed += 1
+            await self._store.delete(ObjectUri(self._bucket, index_key))
+            removed += 1
+        return removed
 
     async def begin_attempt(self, model_id: str, key: str, request_id: str) -> None:
         await self._put_attempt(model_id, key, request_id, "calling")

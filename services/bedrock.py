@@ -94,7 +94,7 @@ class BedrockClient:
         self._random = random.Random()
 
     async def invoke(self, model_id: str, prepared: PreparedInput, request_id: str,
-                     may_pay: bool = True) -> ModelInvocation:
+                     may_pay: bool = True, image_id: str | None = None) -> ModelInvocation:
         """The model's image for ``prepared``: from the cache, or paid for now.
 
         ``may_pay=False`` (no budget reserved for it) accepts a cached result only.
@@ -137,7 +137,7 @@ class BedrockClient:
         BEDROCK_CALLS.labels(model_id, "paid").inc()
         try:
             await self._cache.store(model_id, key, request_id, output, output_format,
-                                    model.price_usd, prepared.body_params)
+                                    model.price_usd, prepared.body_params, image_id)
         except ImgstreamError as exc:  # the result is paid for: hand it over regardless
             AI_CACHE.labels("store_failed").inc()
             log.warning("AI cache write failed for %s/%s: %s", model_id, key, exc)

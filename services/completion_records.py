@@ -41,7 +41,8 @@ async def save_completion(db: Database, event: ImageCompleted) -> None:
             (event.job_id, event.image_id, event.status, event.profile["name"],
              event.profile["version"],
              json.dumps({"steps": event.steps, "kept_original": event.kept_original,
-                         "kept_original_reason": event.kept_original_reason}),
+                         "kept_original_reason": event.kept_original_reason,
+                         "outputs": event.outputs}),
              round(event.processing_ms), event.total_cost_usd, event.ai_used, completed_at,
              completed_at),
         )

@@ -47,6 +47,11 @@ class ObjectCache:
             _, evicted = self._items.popitem(last=False)
             self.size_bytes -= len(evicted)
 
+    def forget(self, key: str) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.size_bytes -= len(old)
+
     def __contains__(self, key: str) -> bool:
         return key in self._items
 

@@ -79,6 +79,10 @@ class ObjectClient(Protocol):
 
     async def exists(self, uri: ObjectUri) -> bool: ...
 
+    async def keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    async def delete(self, uri: ObjectUri) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -143,6 +147,15 @@ class ObjectStore:
         if keep:
             self.cache.put(str(uri), data)
         return data
+
+    async def keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (deletion and audits; never on the hot path)."""
+        return await self.objects.keys(bucket, prefix)
+
+    async def delete(self, uri: ObjectUri) -> None:
+        """Remove an object (a missing one is not an error) and forget any cached copy."""
+        self.cache.forget(str(uri))
+        await self.objects.delete(uri)
 
     def close(self) -> None:
         """Release the clients before the process exits: obstore stores still alive while
@@ -245,6 +258,23 @@ class S3Objects:
         except Exception as exc:
             raise _wrapped(exc, uri) from exc
         return True
+
+    async def keys(self, bucket: str, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            async for batch in obstore.list(self._store(bucket), prefix=prefix):
+                found.extend(item["path"] for item in batch)
+        except Exception as exc:
+            raise _wrapped(exc, ObjectUri(bucket, prefix or "/")) from exc
+        return found
+
+    async def delete(self, uri: ObjectUri) -> None:
+        try:
+            await obstore.delete_async(self._store(uri.bucket), uri.key)
+        except _NOT_FOUND:
+            return
+        except Exception as exc:
+            raise _wrapped(exc, uri) from exc
 
     def close(self) -> None:
         self._stores.clear()  # the last references: the stores and their pools drop here

@@ -18,3 +18,12 @@ _REJECTION_STATUS = {
 def rejection_status(code: str) -> int:
     """The status an upload rejected with ``code`` is answered with (400 by default)."""
     return _REJECTION_STATUS.get(code, 400)
+
+
+def api_error(code: str, message: str, status: int):
+    """The API's error answer: ``{error, message}`` (``reason`` repeats the message for
+    clients written against the first upload API)."""
+    from aiohttp import web
+
+    return web.json_response({"error": code, "message": message, "reason": message},
+                             status=status)

@@ -137,16 +137,14 @@ class RetryRefused(Exception):
         self.reason = reason
 
 
-async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
-    """Drive a ``failed`` photo through the pipeline again, from its stored original
-    (validated again, as an upload would be). Several retries at once make one event."""
+async def stored_upload(image_id: str, worker: Worker) -> tuple[ImageUploaded, str]:
+    """The photo's ``ImageUploaded`` rebuilt from its stored original (validated again,
+    as an upload would be) and its current status. RetryRefused 404 when unknown."""
     row = await worker.resources.db.fetchone(
         "SELECT image_id, seller_id, sku_id, product_group_id, filename, original_url,"
         " status FROM product_images WHERE image_id = %s", (image_id,))
     if row is None:
         raise RetryRefused(404, f"no photo {image_id}")
-    if row["status"] != "failed":
-        raise RetryRefused(409, f"photo {image_id} is {row['status']}, not failed")
     uri = original_uri(row["original_url"], worker.settings)
     data = await worker.resources.store.get(uri)
     loop = asyncio.get_running_loop()
@@ -156,6 +154,19 @@ async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
                            row["product_group_id"], row["filename"])
     if event.image_id != image_id:
         raise RetryRefused(409, f"photo {image_id}: its original does not match its row")
+    return event, row["status"]
+
+
+async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
+    """Drive a ``failed`` photo through the pipeline again, from its stored original.
+    Several retries at once make one event."""
+    row = await worker.resources.db.fetchone(
+        "SELECT status FROM product_images WHERE image_id = %s", (image_id,))
+    if row is None:
+        raise RetryRefused(404, f"no photo {image_id}")
+    if row["status"] != "failed":
+        raise RetryRefused(409, f"photo {image_id} is {row['status']}, not failed")
+    event, _ = await stored_upload(image_id, worker)
     if not await _claim_redrive(event, worker):
         raise RetryRefused(409, f"photo {image_id} is being retried already")
     await worker.send("uploaded", event)
@@ -233,7 +244,8 @@ async def _record(event: ImageUploaded, worker: Worker) -> tuple[bool, str]:
 
 
 def _error(code: str, reason: str, status: int) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status)
+    return web.json_response({"error": code, "message": reason, "reason": reason},
+                             status=status)
 
 
 async def read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
@@ -342,9 +354,9 @@ def register(worker: Worker) -> None:
             wait = limiter.retry_after(client_of(request))
             if wait:
                 UPLOADS.labels("rejected", "rate_limited").inc()
+                message = f"Too many uploads; retry in {wait:.1f} s."
                 return web.json_response(
-                    {"error": "rate_limited",
-                     "reason": f"Too many uploads; retry in {wait:.1f} s."},
+                    {"error": "rate_limited", "message": message, "reason": message},
                     status=429, headers=retry_after_header(wait))
             if not authorized(request, worker.settings, UPLOADER):
                 UPLOADS.labels("rejected", "unauthorized").inc()

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     # /api/health reports an agent stalled when its topic has events waiting and nothing
     # was committed for this long.
     stall_seconds: float = Field(default=120.0, gt=0)
+    # Photos of one batch on their way at once: a cancel stops all the others.
+    batch_window: int = Field(default=8, ge=1, le=1000)
     # faust's own /router/ and /table/ views show raw reservations and ledgers: off unless
     # an operator turns them on for debugging.
     faust_views: bool = False

@@ -18,6 +18,7 @@ from streams.app import Worker
 from streams.auth import ADMIN, authorized, supplied_key
 from streams.budget import budget_zone, today
 from streams.health import StallWatch
+from streams.http_status import api_error
 from streams.records import BudgetCapChanged, deterministic_id, utc_now
 
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -31,8 +32,7 @@ def refresh_budget_gauges(worker: Worker) -> None:
 
 
 def _unauthorized() -> web.Response:
-    return web.json_response({"error": "unauthorized",
-                              "reason": "an admin key is required (X-API-Key)"}, status=401)
+    return api_error("unauthorized", "an admin key is required (X-API-Key)", 401)
 
 
 def cap_change_problem(body: dict, day: object, today_: str, worker: Worker) -> str | None:
@@ -156,7 +156,7 @@ def register(worker: Worker) -> None:
                 return _unauthorized()
             day = request.query.get("day") or today(zone)
             if not DAY.match(day):
-                return web.json_response({"error": "day must be YYYY-MM-DD"}, status=400)
+                return api_error("bad_request", "day must be YYYY-MM-DD", 400)
             owner = self._owner(day)
             here = str(app.conf.canonical_url).rstrip("/")
             if request.query.get("local") != "1" and owner and owner != here:
@@ -199,16 +199,13 @@ def register(worker: Worker) -> None:
             try:
                 body = await request.json()
             except ValueError:
-                return web.json_response({"error": "bad_request", "reason": "body is not JSON"},
-                                         status=400)
+                return api_error("bad_request", "body is not JSON", 400)
             if not isinstance(body, dict):
-                return web.json_response({"error": "bad_request",
-                                          "reason": "body must be a JSON object"}, status=400)
+                return api_error("bad_request", "body must be a JSON object", 400)
             day = body.get("day") or today(zone)
             problem = cap_change_problem(body, day, today(zone), worker)
             if problem:
-                return web.json_response({"error": "bad_request", "reason": problem},
-                                         status=400)
+                return api_error("bad_request", problem, 400)
             stamp = utc_now()
             change = BudgetCapChanged.new(
                 event_id=deterministic_id("BudgetCapChanged", str(day), stamp),
@@ -223,5 +220,5 @@ def register(worker: Worker) -> None:
             try:
                 await worker.topics.send("ai_caps", change, validate=True)
             except SchemaViolation as exc:
-                return web.json_response({"error": "bad_request", "reason": str(exc)}, status=400)
+                return api_error("bad_request", str(exc), 400)
             return web.json_response(change.to_document(), status=202)
