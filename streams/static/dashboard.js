@@ -58,6 +58,16 @@ function usd(value) {
   return "$" + whole + "." + frac.padEnd(2, "0");
 }
 
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+// Small shares keep a decimal: $0.03 of $25 is 0.1%, not 0%.
+function percent(share) {
+  const value = 100 * share;
+  return `${value > 0 && value < 10 ? value.toFixed(1) : Math.round(value)}%`;
+}
+
 function score(value) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(1);
 }
@@ -100,9 +110,10 @@ async function api(path, {allowError = false} = {}) {
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (response.status === 401 || response.status === 403) {
-    showKeyBox(response.status === 403 ? "This key may not read this panel (an admin key is needed)."
-                                        : "This worker requires an API key.");
-    throw new AuthNeeded(path);
+    const what = (body && (body.message || body.reason)) || "an API key is required";
+    showKeyBox(apiKey() ? `The stored key was refused here: ${what}.`
+                        : "This worker requires an API key (an admin key shows every panel).");
+    throw new AuthNeeded(what);
   }
   if (!response.ok && !allowError) {
     const what = body && (body.message || body.reason || body.error);
@@ -115,13 +126,12 @@ function showKeyBox(message) {
   state.needsKey = true;
   const box = document.getElementById("keybox");
   box.hidden = false;
-  document.getElementById("key-message").textContent =
-    message + (apiKey() ? " The stored key was refused." : "");
+  document.getElementById("key-message").textContent = message;
 }
 
 function panelError(id, error) {
   if (error instanceof AuthNeeded) {
-    fill(id, empty("Needs an API key with access to this panel."));
+    fill(id, empty(`Needs a key with access to this panel: ${error.message}.`));
   } else {
     fill(id, h("div", {class: "error", text: String(error.message || error)}));
   }
@@ -282,7 +292,7 @@ async function loadBudget() {
     barChart([{label: "day", values: [
       {value: costs.settled_usd || 0, color: "var(--settled)", title: `settled ${usd(costs.settled_usd)}`},
       {value: costs.reserved_usd || 0, color: "var(--reserved)", title: `reserved ${usd(costs.reserved_usd)}`},
-    ], total: `${Math.round((100 * ((costs.settled_usd || 0) + (costs.reserved_usd || 0))) / cap)}% of cap`}],
+    ], total: `${percent(((costs.settled_usd || 0) + (costs.reserved_usd || 0)) / cap)} of cap`}],
     {max: cap, labelWidth: 40, rowHeight: 28}),
     legend([["settled", "var(--settled)"], ["reserved", "var(--reserved)"], ["remaining", "#eef1f5"]]));
 
@@ -308,16 +318,19 @@ async function loadBudget() {
   }
   const models = Object.entries(costs.settled_by_model_usd || {});
   fill("budget-foot",
-    `${costs.paid_calls ?? 0} paid calls · ${costs.downgraded_requests ?? 0} requests downgraded to local · `
-    + `${costs.open_reservations ?? 0} open reservations`
+    `${plural(costs.paid_calls ?? 0, "paid call")} · `
+    + `${plural(costs.downgraded_requests ?? 0, "request")} downgraded to local · `
+    + `${plural(costs.open_reservations ?? 0, "open reservation")}`
     + (models.length ? " · by model: " + models.map(([m, v]) => `${m} ${usd(v)}`).join(", ") : "")
     + (costs.authoritative === false ? " · from a standby copy (the day's owner did not answer)" : ""));
 }
 
 async function loadQuality() {
   let q;
+  // The seller filter narrows the quality figures too.
+  const seller = state.filters.seller_id;
   try {
-    q = await api("/api/stats/quality");
+    q = await api(`/api/stats/quality${seller ? "?seller_id=" + encodeURIComponent(seller) : ""}`);
   } catch (error) {
     panelError("tier-chart", error);
     return;
@@ -345,8 +358,8 @@ async function loadQuality() {
     ? [dayLines(days), legend([["mean before", "var(--before)"], ["mean after", "var(--after)"]])]
     : empty("No photos yet."));
   const sellers = q.by_seller || [];
-  document.getElementById("quality-sub").textContent =
-    sellers.length ? `${sellers.length} seller${sellers.length === 1 ? "" : "s"}` : "";
+  document.getElementById("quality-sub").textContent = seller ? `seller ${seller}`
+    : sellers.length ? `all ${plural(sellers.length, "seller")}` : "";
 }
 
 async function loadPipeline() {
@@ -360,7 +373,7 @@ async function loadPipeline() {
   const agents = p.agents || [];
   fill("agents", agents.length
     ? table([["agent"], ["topic"], ["lag", "r"]], agents.map((a) =>
-        [[a.name], [h("span", {class: "reason", text: a.topic})],
+        [[a.name], [h("span", {class: "reason", text: a.topic || (a.topics || []).join(", ")})],
          [h("span", {class: a.lag > 0 ? "pill warn" : "pill ok", text: String(a.lag ?? 0)}), "r"]]))
     : empty("No agents reported."));
   const letters = p.dead_letters || {};
@@ -572,11 +585,13 @@ function start() {
     readFilters();
     state.cards = new Map();
     loadPhotos();
+    loadQuality();
   });
   document.getElementById("f-clear").addEventListener("click", () => {
     for (const id of ["f-seller", "f-tier", "f-status"]) document.getElementById(id).value = "";
     readFilters();
     loadPhotos();
+    loadQuality();
   });
   document.getElementById("more").addEventListener("click", () => loadMore());
   document.getElementById("refresh").addEventListener("click", () => refresh());

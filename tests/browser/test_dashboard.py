@@ -51,11 +51,28 @@ def _photos(tmp_path: Path) -> list[Path]:
     return paths
 
 
+def _ai_eligible(folder: Path) -> Path:
+    """A small, blurred mug on a cluttered desk: the default profile plans a paid upscale
+    for it, so the day's budget has something settled to show."""
+    import cv2
+    import numpy as np
+
+    from imaging.samples import render_product_scene
+
+    bgr = render_product_scene(np.random.default_rng(11), product="mug", background="desk",
+                               width=400, height=300)
+    bgr = cv2.GaussianBlur(bgr, (0, 0), 1.5)
+    path = folder / "small-blurred-mug.jpg"
+    path.write_bytes(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return path
+
+
 @pytest.fixture(scope="module")
 def uploaded(worker, tmp_path_factory) -> list[str]:
     """Image ids of the uploaded photos, once every one of them is completed or skipped."""
     ids = []
-    for path in _photos(tmp_path_factory.mktemp("dash")):
+    folder = tmp_path_factory.mktemp("dash")
+    for path in [*_photos(folder), _ai_eligible(folder)]:
         with path.open("rb") as handle:
             response = requests.post(f"{worker.base_url}/api/images/upload",
                                      headers={"X-API-Key": API_KEY},
@@ -105,13 +122,14 @@ def _loaded(driver, at_least: int) -> bool:
 
 
 def _screenshot(driver, name: str) -> Path:
-    """The whole page: the window is made as tall as the document first."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1440, min(max(height, 1000), 6000))
+    """The whole page, beyond the window (Chromium's DevTools capture)."""
+    import base64
+
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot",
+                                  {"format": "png", "captureBeyondViewport": True})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}-{RUN_ID}.png"
-    driver.save_screenshot(str(path))
-    driver.set_window_size(1440, 1000)
+    path.write_bytes(base64.b64decode(shot["data"]))
     print(f"screenshot: {path}")
     return path
 
@@ -199,11 +217,15 @@ def test_dashboard_asks_for_a_key_then_shows_photos_budget_and_pipeline(
     page, expected = wait_for(budget_matches, timeout=30, interval=1.0)
     assert page == expected
     costs = _costs(worker)
+    assert costs["settled_usd"] > 0, costs  # the small blurred mug's paid upscale
+    assert browser.find_elements(By.CSS_SELECTOR, ".chip.ai")  # shown as an (ai) step
     for operation, value in costs["settled_by_operation_usd"].items():
         shown = browser.find_element(By.CSS_SELECTOR, f'[data-op-settled="{operation}"]').text
         assert _money(shown) == round(value, 6), (operation, shown, value)
 
-    # The quality and pipeline panels drew from their endpoints.
+    # The quality and pipeline panels drew from their endpoints; the seller filter narrows
+    # the quality figures to this seller's photos.
+    assert browser.find_element(By.ID, "q-photos").text == str(len(uploaded))
     assert browser.find_elements(By.CSS_SELECTOR, "#tier-chart svg rect")
     assert browser.find_elements(By.CSS_SELECTOR, "#agents table tbody tr")
     assert browser.find_element(By.ID, "health").text == "healthy"
