@@ -19,24 +19,25 @@ def usd(value: Any) -> str:
 
 
 def tier_score(point: Mapping[str, Any] | None) -> str:
-    """``good 71`` from {tier, score} or a quality report {tier, overall_score}."""
+    """``good 71.2`` from {tier, score} or a quality report {tier, overall_score} (one
+    decimal: most moves are a few points)."""
     if not point:
         return "-"
     value = point.get("score", point.get("overall_score"))
     if value is None:
         return str(point.get("tier"))
-    return f"{point.get('tier') or '?'} {value:.0f}"
+    return f"{point.get('tier') or '?'} {value:.1f}"
 
 
 def tier_move(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str:
-    """``poor 38 -> good 71 (+33)``; just the before when there is no after yet."""
+    """``poor 38.4 -> good 71.0 (+32.6)``; just the before when there is no after yet."""
     if not after:
         return tier_score(before)
     text = f"{tier_score(before)} -> {tier_score(after)}"
     b = before and before.get("score", before.get("overall_score"))
     a = after.get("score", after.get("overall_score"))
     if b is not None and a is not None:
-        text += f" ({a - b:+.0f})"
+        text += f" ({a - b:+.1f})"
     return text
 
 

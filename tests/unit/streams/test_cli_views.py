@@ -54,8 +54,8 @@ def _console() -> Console:
 
 def test_tier_move_says_where_a_photo_went():
     assert tier_move({"tier": "poor", "score": 38.4}, {"tier": "good", "score": 71.0}) == \
-        "poor 38 -> good 71 (+33)"
-    assert tier_move({"tier": "good", "overall_score": 70.2}, None) == "good 70"
+        "poor 38.4 -> good 71.0 (+32.6)"
+    assert tier_move({"tier": "good", "overall_score": 70.2}, None) == "good 70.2"
     assert tier_move(None, None) == "-"
 
 
@@ -73,7 +73,7 @@ def test_completion_lines_keep_urls_whole_and_say_why_an_original_was_kept():
     print_completions([("mug.jpg", completion(DETAIL)), ("cup.jpg", completion(kept))], console)
     text = console.export_text()
     assert URL in text  # longer than the 80 columns, yet on one line
-    assert "poor 38 -> good 71 (+33)" in text and "$0.0400" in text
+    assert "poor 38.4 -> good 71.0 (+32.6)" in text and "$0.0400" in text
     assert "original kept: the enhancement scored lower" in text
 
 
@@ -83,7 +83,7 @@ def test_show_lists_steps_in_order_with_model_and_cost():
     text = console.export_text()
     assert text.index("background") < text.index("sharpen")
     assert "amazon.titan-image-generator-v2:0" in text and "$0.0400" in text
-    assert "poor 38 -> good 71 (+33)" in text and "blur" in text
+    assert "poor 38.4 -> good 71.0 (+32.6)" in text and "blur" in text
     failed = {**DETAIL, "status": "failed", "job": None,
               "failure": {"stage": "assess", "reason": "corrupt JPEG", "failed_at": "t"}}
     console = _console()
@@ -99,7 +99,7 @@ def test_images_lists_ids_whole_and_the_next_page():
                              "kept_original": True, "kept_original_reason": "gate: halo",
                              "issues": ["noisy"]}], "next_cursor": "abc"}, console)
     text = console.export_text()
-    assert "b" * 32 in text and "fair 50 -> good 66 (+16)" in text
+    assert "b" * 32 in text and "fair 50.0 -> good 66.0 (+16.0)" in text
     assert "original kept: gate: halo" in text and "--cursor abc" in text
 
 
