@@ -431,9 +431,11 @@ function moveText(before, after) {
   return h("span", {class: "move"}, parts);
 }
 
-function figure(which, url, tier, scoreValue, placeholder) {
+function figure(which, url, tier, scoreValue, placeholder, fullUrl) {
+  // A click opens the full-size image (the original, or the published large rendition).
   const frame = h("div", {class: "frame"}, url
-    ? h("img", {class: `img-${which}`, src: url, alt: `${which}`, loading: "eager"})
+    ? h("a", {href: fullUrl || url, target: "_blank", rel: "noopener", title: `open the ${which} image`},
+        h("img", {class: `img-${which}`, src: url, alt: `${which}`, loading: "eager"}))
     : h("div", {class: "placeholder", text: placeholder}));
   return h("figure", {class: which}, frame,
     h("figcaption", {}, h("span", {text: which}), tier ? h("span", {}, tierBadge(tier), " ", score(scoreValue)) : ""));
@@ -458,7 +460,7 @@ function photoCard(p) {
   const card = h("article", {class: "photo", "data-image-id": p.image_id, "data-status": p.status},
     h("div", {class: "pair"},
       figure("before", p.original_url, p.before && p.before.tier, p.before && p.before.score, "no original"),
-      figure("after", afterUrl, after && after.tier, after && after.score, waiting)),
+      figure("after", afterUrl, after && after.tier, after && after.score, waiting, p.large_url)),
     h("div", {class: "meta"},
       h("div", {class: "title", title: p.filename || p.image_id, text: p.filename || p.sku_id || p.image_id}),
       h("div", {class: "ids", text: `${p.seller_id} · ${p.sku_id} · ${p.image_id.slice(0, 16)}`}),
