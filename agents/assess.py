@@ -42,6 +42,8 @@ def build_event(uploaded: ImageUploaded, report: QualityReport, profile: Profile
         image_id=uploaded.image_id,
         seller_id=uploaded.seller_id,
         sku_id=uploaded.sku_id,
+        seller_label=uploaded.seller_label,
+        sku_label=uploaded.sku_label,
         original_uri=uploaded.original_uri,
         content_sha256=uploaded.content_sha256,
         profile=profile.ref,

@@ -88,6 +88,8 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
         job_id=enhanced.job_id,
         seller_id=plan["seller_id"],
         sku_id=plan["sku_id"],
+        seller_label=plan.get("seller_label"),
+        sku_label=plan.get("sku_label"),
         status="skipped" if skipped else "completed",
         profile=enhanced.profile,
         before=plan["before"],

@@ -39,6 +39,8 @@ def build_plan(report: QualityAssessed, worker: Worker) -> EnhancementPlan:
         job_id=job_id,
         seller_id=report.seller_id,
         sku_id=report.sku_id,
+        seller_label=report.seller_label,
+        sku_label=report.sku_label,
         source_uri=report.original_uri,
         content_sha256=report.content_sha256,
         profile=report.profile,

@@ -60,7 +60,11 @@ def main() -> int:
             # ImageCompleted: the tier of what was published (after), else before.
             quality = (event["after"] or event["before"]) if args.event == "completed" else event
             if quality["tier"] == args.tier:
-                print(f"{event['image_id']} {event['seller_id']}/{event['sku_id']} "
+                # From 1.2, ids with spaces, '/' or non-ASCII letters come as *_label
+                # beside their key; keep the key for joins, show the label.
+                seller = event.get("seller_label") or event["seller_id"]
+                sku = event.get("sku_label") or event["sku_id"]
+                print(f"{event['image_id']} {seller}/{sku} "
                       f"{quality['tier']} {quality['overall_score']:.1f} "
                       f"{','.join(quality.get('issues', [])) or '-'}", flush=True)
                 printed += 1

@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("upload", help="upload photos through the HTTP API, concurrently")
     p.add_argument("paths", nargs="+", help="files or folders (searched for images)")
-    p.add_argument("--seller", required=True, help="seller id")
+    p.add_argument("--seller", required=True,
+                   help="seller id as the catalogue has it (up to 128 characters)")
     p.add_argument("--sku", default=None, help="SKU id for every file (default: file stem)")
     p.add_argument("--group", default=None, help="product group id")
     p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
@@ -399,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images.assessed (QualityAssessed) or images.completed (ImageCompleted)")
     p.add_argument("--tier", choices=["excellent", "good", "poor"],
                    help="only this tier (completed: the published tier, after enhancement)")
-    p.add_argument("--seller", default=None, help="only this seller id")
+    p.add_argument("--seller", default=None,
+                   help="only this seller (its catalogue id or its event key)")
     p.add_argument("--from-beginning", action="store_true",
                    help="start at the oldest retained event (when the group has no offset)")
     p.add_argument("--group", default=None,

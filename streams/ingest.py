@@ -29,6 +29,12 @@ from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.auth import ADMIN, UPLOADER, RateLimiter, authorized, client_of, retry_after_header
 from streams.http_status import rejection_status
+from streams.identity import (
+    MAX_CATALOGUE_ID_LENGTH,
+    CatalogueId,
+    InvalidCatalogueId,
+    parse_catalogue_id,
+)
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
 from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.settings import Settings
@@ -36,7 +42,6 @@ from streams.trust import original_uri
 
 log = logging.getLogger(__name__)
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _FIELD_LIMIT = 1024
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -63,6 +68,13 @@ class IngestResult:
         return {
             "image_id": e.image_id,
             "status": self.status,
+            # Keys as events and rows carry them; labels only when they differ.
+            "seller_id": e.seller_id,
+            "sku_id": e.sku_id,
+            "product_group_id": e.product_group_id,
+            "seller_label": e.seller_label,
+            "sku_label": e.sku_label,
+            "product_group_label": e.product_group_label,
             "duplicate": self.duplicate,
             "original_uri": e.original_uri,
             "content_sha256": e.content_sha256,
@@ -74,27 +86,32 @@ class IngestResult:
         }
 
 
+#: Listing id fields of an upload; seller_id and sku_id are required.
+IDENTITY_FIELDS = ("seller_id", "sku_id", "product_group_id")
+
+
 def check_identity(
     seller_id: str | None, sku_id: str | None, product_group_id: str | None
-) -> tuple[str, str, str | None]:
-    """Validate the listing identifiers; pure, raises RejectedUpload."""
+) -> tuple[CatalogueId, CatalogueId, CatalogueId | None]:
+    """Validate the listing identifiers as the catalogue has them (streams/identity.py:
+    1-128 characters after NFC, no control characters) and derive their event keys;
+    pure, raises RejectedUpload."""
     for field, value in (("seller_id", seller_id), ("sku_id", sku_id)):
         if value is None or value.strip() == "":
             raise RejectedUpload("missing_field", f"The field {field} is required.")
-    checked: list[str | None] = []
-    for field, value in (
-        ("seller_id", seller_id), ("sku_id", sku_id), ("product_group_id", product_group_id)
-    ):
-        value = value.strip() if value is not None else None
-        if value in (None, ""):
+    checked: list[CatalogueId | None] = []
+    for field, value in zip(IDENTITY_FIELDS, (seller_id, sku_id, product_group_id),
+                            strict=True):
+        if value is None or value.strip() == "":
             checked.append(None)
             continue
-        if not _ID_PATTERN.match(value):
+        try:
+            checked.append(parse_catalogue_id(value))
+        except InvalidCatalogueId as exc:
             raise RejectedUpload(
                 "invalid_field",
-                f"The field {field} must be 1-64 letters, digits, '.', '_', ':' or '-'.",
-            )
-        checked.append(value)
+                f"The field {field} is refused: {exc}. Ids are 1-{MAX_CATALOGUE_ID_LENGTH} "
+                "characters (after NFC) without control or invisible characters.") from None
     return checked[0], checked[1], checked[2]  # type: ignore[return-value]
 
 
@@ -107,15 +124,20 @@ def upload_limits(settings: Settings) -> UploadLimits:
     )
 
 
-def uploaded_event(image: ValidatedImage, uri: ObjectUri, seller_id: str, sku_id: str,
-                   group_id: str | None, filename: str | None) -> ImageUploaded:
-    image_id = image_id_for(seller_id, sku_id, image.sha256)
+def uploaded_event(image: ValidatedImage, uri: ObjectUri, seller: CatalogueId,
+                   sku: CatalogueId, group: CatalogueId | None,
+                   filename: str | None) -> ImageUploaded:
+    # The image id is made of the keys, so ids that were plain before keep their image ids.
+    image_id = image_id_for(seller.key, sku.key, image.sha256)
     return ImageUploaded.new(
         event_id=deterministic_id("ImageUploaded", image_id),
         image_id=image_id,
-        seller_id=seller_id,
-        sku_id=sku_id,
-        product_group_id=group_id,
+        seller_id=seller.key,
+        sku_id=sku.key,
+        product_group_id=group.key if group else None,
+        seller_label=seller.carried_label,
+        sku_label=sku.carried_label,
+        product_group_label=group.carried_label if group else None,
         filename=filename,
         original_uri=str(uri),
         content_sha256=image.sha256,
@@ -141,8 +163,9 @@ async def stored_upload(image_id: str, worker: Worker) -> tuple[ImageUploaded, s
     """The photo's ``ImageUploaded`` rebuilt from its stored original (validated again,
     as an upload would be) and its current status. RetryRefused 404 when unknown."""
     row = await worker.resources.db.fetchone(
-        "SELECT image_id, seller_id, sku_id, product_group_id, filename, original_url,"
-        " status FROM product_images WHERE image_id = %s", (image_id,))
+        "SELECT image_id, seller_id, sku_id, product_group_id, seller_label, sku_label,"
+        " product_group_label, filename, original_url, status FROM product_images"
+        " WHERE image_id = %s", (image_id,))
     if row is None:
         raise RetryRefused(404, f"no photo {image_id}")
     uri = original_uri(row["original_url"], worker.settings)
@@ -150,8 +173,8 @@ async def stored_upload(image_id: str, worker: Worker) -> tuple[ImageUploaded, s
     loop = asyncio.get_running_loop()
     image = await loop.run_in_executor(
         None, partial(validate_image, data, upload_limits(worker.settings)))
-    event = uploaded_event(image, uri, row["seller_id"], row["sku_id"],
-                           row["product_group_id"], row["filename"])
+    event = uploaded_event(image, uri, _stored_id(row, "seller"), _stored_id(row, "sku"),
+                           _stored_id(row, "product_group"), row["filename"])
     if event.image_id != image_id:
         raise RetryRefused(409, f"photo {image_id}: its original does not match its row")
     return event, row["status"]
@@ -173,9 +196,17 @@ async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
     return event
 
 
+def _stored_id(row: dict[str, Any], name: str) -> CatalogueId | None:
+    """A listing id as product_images stores it: the key, and the label when it differs."""
+    key = row[f"{name}_id"]
+    if key is None:
+        return None
+    return CatalogueId(label=row[f"{name}_label"] or key, key=key)
+
+
 async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
     """Validate, store, record and emit one upload (idempotent)."""
-    seller_id, sku_id, group_id = check_identity(
+    seller, sku, group = check_identity(
         request.seller_id, request.sku_id, request.product_group_id
     )
     filename = check_filename(request.filename)
@@ -188,7 +219,7 @@ async def ingest(request: UploadRequest, worker: Worker) -> IngestResult:
     uri = ObjectUri(worker.settings.originals_bucket, image.storage_key)
     await worker.resources.store.put_if_absent(uri, request.data, image.content_type)
 
-    event = uploaded_event(image, uri, seller_id, sku_id, group_id, filename)
+    event = uploaded_event(image, uri, seller, sku, group, filename)
     inserted, status = await _record(event, worker)
     if inserted or await _claim_redrive(event, worker):
         await worker.send("uploaded", event)
@@ -224,15 +255,19 @@ async def _record(event: ImageUploaded, worker: Worker) -> tuple[bool, str]:
     db = worker.resources.db
     affected = await db.execute(
         "INSERT IGNORE INTO product_images (image_id, seller_id, product_group_id, sku_id,"
-        " filename, original_url, content_sha256, format, width, height, file_size_bytes,"
-        " status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'uploaded')",
+        " seller_label, product_group_label, sku_label, filename, original_url,"
+        " content_sha256, format, width, height, file_size_bytes, status)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'uploaded')",
         (
             event.image_id, event.seller_id, event.product_group_id, event.sku_id,
+            event.seller_label, event.product_group_label, event.sku_label,
             event.filename, event.original_uri, event.content_sha256, event.format,
             event.width, event.height, event.size_bytes,
         ),
     )
     if affected:
+        # Uploaded again after its seller deleted it: a new life, no longer ignored.
+        await db.execute("DELETE FROM deleted_images WHERE image_id = %s", (event.image_id,))
         return True, "uploaded"
     row = await db.fetchone(
         "SELECT status FROM product_images WHERE image_id = %s", (event.image_id,)
@@ -304,7 +339,13 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> UploadRequest
             value = await part.read(decode=True)
             if len(value) > _FIELD_LIMIT:
                 raise RejectedUpload("invalid_field", f"The field {part.name} is too long.")
-            fields[part.name] = value.decode("utf-8", "replace")
+            charset = part.get_charset(default="utf-8")
+            try:
+                fields[part.name] = value.decode(charset)
+            except UnicodeDecodeError:
+                # Replacing the bad bytes would quietly make another seller or SKU.
+                raise RejectedUpload("invalid_field", f"The field {part.name} is not "
+                                     f"{charset} text (send UTF-8).") from None
     if data is None:
         raise RejectedUpload("missing_file", "The request has no 'file' field.")
     return UploadRequest(

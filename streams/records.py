@@ -15,9 +15,13 @@ from typing import Any, TypeVar
 
 import faust
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 E = TypeVar("E", bound="Event")
+
+#: Catalogue labels (added in 1.2) are left out of a document when unset: the catalogue
+#: id was its own event key, and the event stays what it was before labels existed.
+LABEL_FIELDS = frozenset({"seller_label", "sku_label", "product_group_label"})
 
 
 def utc_now() -> str:
@@ -73,7 +77,11 @@ class Event(faust.Record, abstract=True, include_metadata=False):
         return cls(**{k: v for k, v in document.items() if k in known})
 
     def to_document(self) -> dict[str, Any]:
-        return self.asdict()
+        document = self.asdict()
+        for name in LABEL_FIELDS & document.keys():
+            if document[name] is None:
+                del document[name]
+        return document
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_document(), separators=(",", ":"), sort_keys=True).encode()
@@ -97,6 +105,10 @@ class ImageUploaded(Event):
     width: int
     height: int
     orientation: int
+    # The catalogue's ids when they differ from their keys (streams/identity.py).
+    seller_label: str | None = None
+    sku_label: str | None = None
+    product_group_label: str | None = None
 
 
 class ReplayRequested(Event):
@@ -133,6 +145,8 @@ class QualityAssessed(Event):
     recommendations: list[dict[str, Any]]
     subject: dict[str, Any]
     assessment_ms: float
+    seller_label: str | None = None
+    sku_label: str | None = None
 
 
 class EnhancementPlan(Event):
@@ -152,6 +166,8 @@ class EnhancementPlan(Event):
     steps: list[dict[str, Any]]
     estimated_cost_usd: float
     before: dict[str, Any]
+    seller_label: str | None = None
+    sku_label: str | None = None
 
 
 class AIEnhancementRequested(Event):
@@ -243,6 +259,8 @@ class ImageCompleted(Event):
     processing_ms: float
     gate: dict[str, Any] | None = None
     paid_not_published_usd: float = 0.0
+    seller_label: str | None = None
+    sku_label: str | None = None
 
 
 class DeadLetter(Event):

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 
 import schemas
 from imaging.errors import SchemaViolation
+from streams.identity import keys_meant_by
 from streams.settings import Settings
 from streams.topics import TOPIC_SPECS
 
@@ -42,13 +43,15 @@ def published_tier(document: dict[str, Any]) -> str:
 
 def matches(document: dict[str, Any], options: TailOptions) -> bool:
     return ((options.tier is None or published_tier(document) == options.tier)
-            and (options.seller is None or document["seller_id"] == options.seller))
+            and (options.seller is None
+                 or document["seller_id"] in keys_meant_by(options.seller)))
 
 
 def format_event(document: dict[str, Any]) -> str:
-    """One human-readable line per event."""
-    head = (f"{document['occurred_at']} {document['image_id']} "
-            f"{document['seller_id']}/{document['sku_id']}")
+    """One human-readable line per event (seller and SKU as the catalogue has them)."""
+    seller = document.get("seller_label") or document["seller_id"]
+    sku = document.get("sku_label") or document["sku_id"]
+    head = f"{document['occurred_at']} {document['image_id']} {seller}/{sku}"
     if document["event_type"] == "QualityAssessed":
         issues = ",".join(document["issues"]) or "-"
         return (f"{head} {document['tier']:<9} {document['overall_score']:6.2f} "

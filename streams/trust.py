@@ -19,6 +19,7 @@ from typing import Any
 
 from imaging.errors import ForgedEvent
 from services.object_store import ObjectUri
+from streams.identity import key_matches_label
 from streams.records import AIEnhancementApproved, ImageUploaded, image_id_for
 from streams.settings import Settings
 
@@ -42,11 +43,20 @@ def intermediate_uri(uri: str, job_id: str, settings: Settings) -> ObjectUri:
 
 
 def check_upload_identity(uploaded: ImageUploaded) -> None:
-    """The image id must be the one its seller, SKU and content hash make."""
+    """The image id must be the one its seller, SKU and content hash make, and a label
+    must be the catalogue id its key was made from (a label is shown as the seller's
+    or SKU's name, so it must not say another one)."""
     expected = image_id_for(uploaded.seller_id, uploaded.sku_id, uploaded.content_sha256)
     if uploaded.image_id != expected:
         raise ForgedEvent(f"image id {uploaded.image_id} does not match seller "
                           f"{uploaded.seller_id}, SKU {uploaded.sku_id} and its content")
+    for name, key, label in (
+            ("seller", uploaded.seller_id, uploaded.seller_label),
+            ("sku", uploaded.sku_id, uploaded.sku_label),
+            ("product_group", uploaded.product_group_id, uploaded.product_group_label)):
+        if label is not None and (key is None or not key_matches_label(key, label)):
+            raise ForgedEvent(f"{name}_label {label!r} is not the id that makes the key "
+                              f"{name}_id {key!r}")
 
 
 def approval_id(key: str, *, request_id: str, reservation_id: str, budget_day: str,

@@ -111,7 +111,7 @@ class _Replay:
         # A dry run reads under a throw-away group and commits nothing.
         self.read_group = (f"{self.group}-dry-run-{uuid.uuid4().hex[:8]}" if options.dry_run
                            else self.group)
-        self.filter = UploadFilter(frozenset(options.sellers), frozenset(options.skus))
+        self.filter = UploadFilter.of(options.sellers, options.skus)
         # Parsed before anything connects: a typo is reported at once.
         self.explicit = parse_offsets(options.offsets)
         self.from_ms = parse_time(options.from_time) if options.from_time else None

@@ -13,6 +13,7 @@ from typing import Any
 import schemas
 from imaging.errors import ConfigurationError, SchemaViolation
 from imaging.profile import Profile
+from streams.identity import keys_meant_by
 from streams.records import ReplayRequested, deterministic_id, job_id_for
 
 
@@ -121,6 +122,13 @@ def first_offset_at(timestamp_ms: int, low: int, high: int,
 class UploadFilter:
     sellers: frozenset[str] = frozenset()
     skus: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, sellers: Iterable[str], skus: Iterable[str]) -> UploadFilter:
+        """The filter of an operator's --seller / --sku values: event keys as shown in
+        events and rows, or catalogue ids as the seller has them ("Müller GmbH")."""
+        return cls(frozenset().union(*map(keys_meant_by, sellers)),
+                   frozenset().union(*map(keys_meant_by, skus)))
 
     def matches(self, uploaded: Mapping[str, Any]) -> bool:
         return ((not self.sellers or uploaded["seller_id"] in self.sellers)

@@ -106,6 +106,12 @@ BAD_UPLOADS = [
     ("over byte limit", dict(data=b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024)), 413,
      "file_too_large"),
     ("missing seller_id", dict(data=hf.photo(seed=15), seller_id=None), 400, "missing_field"),
+    ("control character in sku_id", dict(data=hf.photo(seed=15), sku_id="SKU\x071"), 400,
+     "invalid_field"),
+    ("sku_id of 129 characters", dict(data=hf.photo(seed=15), sku_id="ü" * 129), 400,
+     "invalid_field"),
+    ("seller_id not UTF-8", dict(data=hf.photo(seed=15), seller_id="Müller".encode("latin-1")),
+     400, "invalid_field"),
     ("wrong api key", dict(data=hf.photo(seed=16), api_key="wrong"), 401, "unauthorized"),
     ("no api key", dict(data=hf.photo(seed=17), api_key=None), 401, "unauthorized"),
 ]
@@ -284,3 +290,76 @@ def test_an_operator_retries_a_failed_photo_over_the_api_and_the_cli(worker, top
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "driven again" in cli.stdout
     assert len(_uploaded_events(topic_reader, image_id, expect=3)) == 3
+
+
+def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, stack,
+                                                                         db_query,
+                                                                         topic_reader):
+    """Ids as catalogues have them get in; events, rows and paths use their keys."""
+    import unicodedata
+    from urllib.parse import urlsplit
+
+    from streams.identity import parse_catalogue_id
+    from tests.conftest import ADMIN_KEY, run_query
+    from tests.integration.test_assess_agent import _wait_events
+    from tests.polling import wait_for
+
+    _, settings = stack
+    seller, sku, group = "Müller & Söhne GmbH", "Tasse 0,5 l / blau ☕", "../../Küche"
+    keys = {name: parse_catalogue_id(value).key
+            for name, value in (("seller", seller), ("sku", sku), ("group", group))}
+    data = hf.photo(640, 480, seed=61)
+    response = upload(worker, data, seller_id=unicodedata.normalize("NFD", seller),
+                      sku_id=sku, product_group_id=group)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["seller_id"], body["sku_id"], body["product_group_id"]) == (
+        keys["seller"], keys["sku"], keys["group"])
+    assert (body["seller_label"], body["sku_label"], body["product_group_label"]) == (
+        seller, sku, group)
+    image_id = body["image_id"]
+
+    [row] = db_query("SELECT seller_id, sku_id, product_group_id, seller_label, sku_label,"
+                     " product_group_label FROM product_images WHERE image_id = %s",
+                     (image_id,))
+    assert row == {"seller_id": keys["seller"], "sku_id": keys["sku"],
+                   "product_group_id": keys["group"], "seller_label": seller,
+                   "sku_label": sku, "product_group_label": group}
+
+    [event] = _uploaded_events(topic_reader, image_id)
+    schemas.validate_event("image_uploaded", event)
+    assert event["schema_version"] == "1.2"
+    assert (event["seller_id"], event["seller_label"]) == (keys["seller"], seller)
+    assert (event["sku_id"], event["sku_label"]) == (keys["sku"], sku)
+    assert (event["product_group_id"], event["product_group_label"]) == (keys["group"], group)
+
+    # The same photo under the same ids, spelt in NFC this time: the same listing photo.
+    again = upload(worker, data, seller_id=seller, sku_id=sku, product_group_id=group)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["image_id"] == image_id
+
+    completed = _wait_events(topic_reader, "completed",
+                             lambda e: e["image_id"] == image_id, 1, timeout=240)[0]
+    schemas.validate_event("image_completed", completed)
+    assert (completed["seller_label"], completed["sku_label"]) == (seller, sku)
+    aliases = [o for o in completed["outputs"] if o["alias"]]
+    assert aliases
+    for output in completed["outputs"]:
+        key = output["uri"].split("/", 3)[3]
+        assert key.startswith(f"enhanced/{image_id}/") and ".." not in key, key
+        assert urlsplit(output["url"]).path == "/" + key
+    assert all("Müller" not in o["url"] and "Küche" not in o["url"] for o in aliases)
+    [row] = wait_for(lambda: db_query(
+        "SELECT status, cloudfront_url FROM product_images WHERE image_id = %s"
+        " AND status IN ('completed', 'skipped')", (image_id,)), timeout=60)
+    assert urlsplit(row["cloudfront_url"]).path.startswith(f"/enhanced/{image_id}/")
+
+    # An operator's retry rebuilds the event from the row: keys and labels again.
+    run_query(settings, "UPDATE product_images SET status = 'failed' WHERE image_id = %s",
+              (image_id,))
+    retried = requests.post(f"{worker.base_url}/api/images/{image_id}/retry",
+                            headers={"X-API-Key": ADMIN_KEY}, timeout=10)
+    assert retried.status_code == 202, retried.text
+    first, second = _uploaded_events(topic_reader, image_id, expect=2)
+    assert {k: v for k, v in second.items() if k != "occurred_at"} == {
+        k: v for k, v in first.items() if k != "occurred_at"}

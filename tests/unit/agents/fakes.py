@@ -17,6 +17,7 @@ from profiles import load_profile
 from services.model_catalog import load_catalog
 from services.object_store import ObjectUri
 from streams.app import Worker
+from streams.identity import parse_catalogue_id
 from streams.records import Event, ImageUploaded, deterministic_id
 from streams.settings import Settings
 from streams.topics import TOPIC_SPECS, key_of
@@ -43,11 +44,21 @@ class FakeStore:
         self.objects[str(uri)] = data
         return True
 
+    async def delete(self, uri: ObjectUri) -> None:
+        self.objects.pop(str(uri), None)
+
 
 class FakeDatabase:
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple]] = []
         self.rows: list[dict] = []  # what fetchall answers
+        self.deleted: set[str] = set()  # image ids with a deletion tombstone
+
+    async def fetchone(self, sql: str, args: Any = None) -> dict | None:
+        self.statements.append((sql, tuple(args or ())))
+        if "deleted_images" in sql:
+            return {"gone": 1} if args and args[0] in self.deleted else None
+        return self.rows[0] if self.rows else None
 
     async def fetchall(self, sql: str, args: Any = None) -> list[dict]:
         self.statements.append((sql, tuple(args or ())))
@@ -105,15 +116,18 @@ def product_photo(background: str = "white", seed: int = 3, blurred: bool = Fals
 
 def uploaded_photo(worker: FakeWorker, data: bytes, seller: str = "seller-1",
                    sku: str = "SKU-1") -> ImageUploaded:
-    """Put ``data`` in the fake store and describe it as the upload stage would."""
+    """Put ``data`` in the fake store and describe it as the upload stage would (seller
+    and SKU as the catalogue has them: keys and labels as streams/identity.py makes them)."""
+    seller_id, sku_id = parse_catalogue_id(seller), parse_catalogue_id(sku)
     sha = hashlib.sha256(data).hexdigest()
     shape = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape
     uri = ObjectUri(worker.settings.originals_bucket, f"originals/{sha[:2]}/{sha}.jpg")
     worker.resources.store.objects[str(uri)] = data
-    image_id = deterministic_id("image", seller, sku, sha)
+    image_id = deterministic_id("image", seller_id.key, sku_id.key, sha)
     return ImageUploaded.new(
         event_id=deterministic_id("ImageUploaded", image_id), image_id=image_id,
-        seller_id=seller, sku_id=sku, product_group_id=None, filename="mug.jpg",
+        seller_id=seller_id.key, sku_id=sku_id.key, seller_label=seller_id.carried_label,
+        sku_label=sku_id.carried_label, product_group_id=None, filename="mug.jpg",
         original_uri=str(uri), content_sha256=sha, content_type="image/jpeg",
         format="jpeg", size_bytes=len(data), width=int(shape[1]), height=int(shape[0]),
         orientation=1)

@@ -77,6 +77,16 @@ async def test_a_request_over_the_cap_runs_locally_with_the_reason(worker):
     assert plan.steps[0]["fallback_reason"].startswith("budget")
 
 
+async def test_labels_stay_in_approved_and_downgraded_plans(worker):
+    await gate_request(await _request(worker, "Müller GmbH"), worker)
+    await gate_request(await _request(worker, "Dupont & Fils"), worker)  # over the cap
+    [approval] = worker.sent_to("ai")
+    [downgraded] = worker.sent_to("enhance_local")
+    assert approval.plan["seller_label"] == "Müller GmbH"
+    assert downgraded.seller_label == "Dupont & Fils"
+    assert downgraded.to_document()["seller_label"] == "Dupont & Fils"
+
+
 async def test_a_settlement_counts_once_and_frees_the_rest(worker):
     request = await _request(worker)
     await gate_request(request, worker)

@@ -21,7 +21,7 @@ class FakeBedrock:
         self.failure = failure
         self.calls: list[tuple[str, str, bool]] = []
 
-    async def invoke(self, model_id, prepared, request_id, may_pay=True):
+    async def invoke(self, model_id, prepared, request_id, may_pay=True, image_id=None):
         self.calls.append((model_id, request_id, may_pay))
         if self.failure is not None:
             raise self.failure
@@ -100,3 +100,14 @@ async def test_an_approval_signed_with_another_key_is_refused(worker):
     with pytest.raises(ForgedEvent):
         await enhance_approved(forged, worker)
     assert worker.resources.bedrock.calls == []
+
+
+async def test_a_deleted_photo_is_not_paid_for_and_its_reservation_is_released(worker):
+    worker.resources.bedrock = FakeBedrock()
+    approval = await _approval(worker)
+    worker.resources.db.deleted.add(approval.image_id)
+    await enhance_approved(approval, worker)
+    assert worker.resources.bedrock.calls == []
+    [settlement] = worker.sent_to("ai_budget")
+    assert settlement.outcome == "released" and settlement.settled_usd == 0.0
+    assert worker.sent_to("enhanced") == []

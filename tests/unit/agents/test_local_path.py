@@ -51,6 +51,30 @@ async def test_a_photo_goes_from_upload_to_published_renditions(tmp_path, saved)
     assert completed.cdn_url.startswith(f"https://{worker.settings.cdn_domain}/")
 
 
+async def test_catalogue_labels_travel_to_the_completed_event_and_stay_out_of_paths(
+        tmp_path, saved):
+    worker = FakeWorker(tmp_path)
+    uploaded = uploaded_photo(worker, product_photo(blurred=True), seller="Müller GmbH",
+                              sku="../Tasse / blau")
+    assert uploaded.seller_id.startswith("u-") and uploaded.sku_label == "../Tasse / blau"
+
+    await assess_uploaded(uploaded, worker)
+    [report] = worker.sent_to("assessed")
+    await route_report(report, worker)
+    [plan] = worker.sent_to("enhance_local")
+    await enhance_plan(plan, worker)
+    [enhanced] = worker.sent_to("enhanced")
+    await finalize_image(enhanced, worker)
+    [completed] = worker.sent_to("completed")
+    for event in (report, plan, completed):
+        assert (event.seller_id, event.sku_id) == (uploaded.seller_id, uploaded.sku_id)
+        assert (event.seller_label, event.sku_label) == ("Müller GmbH", "../Tasse / blau")
+    for output in completed.outputs:
+        assert output["uri"].startswith(f"s3://{worker.settings.enhanced_bucket}/enhanced/"
+                                        f"{uploaded.image_id}/")
+        assert "Tasse" not in output["url"] and ".." not in output["url"]
+
+
 async def test_assess_refuses_an_object_that_is_not_the_named_content(tmp_path, saved):
     worker = FakeWorker(tmp_path)
     uploaded = uploaded_photo(worker, product_photo())

@@ -1,5 +1,7 @@
 """The sinks' handlers: MySQL writes, dead letters, CDN alias paths."""
 
+from types import SimpleNamespace
+
 from agents.cdn_sink import alias_paths
 from agents.dead_letters import record_dead_letter
 from agents.mysql_sink import record_ai_usage, record_completion
@@ -39,10 +41,35 @@ async def test_the_mysql_sinks_hand_the_event_to_the_records_module(tmp_path, mo
 
     monkeypatch.setattr("agents.mysql_sink.save_completion", save)
     monkeypatch.setattr("agents.mysql_sink.save_ai_usage", save)
-    await record_completion("completed-event", worker)
+    completed = SimpleNamespace(image_id="a" * 32, outputs=[])
+    await record_completion(completed, worker)
     await record_ai_usage("settlement", worker)
-    assert seen == [(worker.resources.db, "completed-event"),
+    assert seen == [(worker.resources.db, completed),
                     (worker.resources.db, "settlement")]
+
+
+async def test_a_completion_of_a_deleted_photo_removes_what_it_published(tmp_path,
+                                                                         monkeypatch):
+    worker, seen = FakeWorker(tmp_path), []
+    bucket = worker.settings.enhanced_bucket
+    image_id = "b" * 32
+    own = f"s3://{bucket}/enhanced/{image_id}/current-large.jpg"
+    foreign = f"s3://{bucket}/enhanced/{'c' * 32}/current-large.jpg"
+    elsewhere = f"s3://{worker.settings.originals_bucket}/originals/x.jpg"
+    for uri in (own, foreign, elsewhere):
+        worker.resources.store.objects[uri] = b"bytes"
+    worker.resources.db.deleted.add(image_id)
+
+    async def save(db, event):
+        seen.append(event)
+
+    monkeypatch.setattr("agents.mysql_sink.save_completion", save)
+    completed = SimpleNamespace(image_id=image_id, outputs=[
+        {"uri": own}, {"uri": foreign}, {"uri": elsewhere}])
+    await record_completion(completed, worker)
+    assert seen == []  # not recorded
+    # Only the photo's own renditions go: a forged event cannot delete other objects.
+    assert set(worker.resources.store.objects) == {foreign, elsewhere}
 
 
 def test_only_alias_outputs_are_invalidated():

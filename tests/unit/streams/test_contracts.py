@@ -79,3 +79,63 @@ def test_dead_letter_validates():
         source_offset=3, source_key=None, image_id=None, attempts=1, original_event="{",
     )
     schemas.validate_event("dead_letter", letter.to_document())
+
+
+def _labelled(**overrides):
+    from streams.identity import parse_catalogue_id
+    from streams.records import image_id_for
+
+    seller, sku = parse_catalogue_id("Müller GmbH"), parse_catalogue_id("Tasse 0,5 l / blau")
+    fields = dict(seller_id=seller.key, sku_id=sku.key, seller_label=seller.label,
+                  sku_label=sku.label, image_id=image_id_for(seller.key, sku.key, "a" * 64))
+    fields.update(overrides)
+    return _uploaded(**fields)
+
+
+def _released_validator(version: str, name: str):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    documents = released_documents(version)
+    registry = Registry().with_resource(
+        "https://imgstream.dev/schemas/events/v1/common.json",
+        Resource.from_contents(documents["common.json"]))
+    return Draft202012Validator(documents[f"{name}.json"], registry=registry)
+
+
+def test_labels_travel_only_when_the_id_is_not_its_own_key():
+    plain = _uploaded().to_document()
+    assert not {"seller_label", "sku_label", "product_group_label"} & plain.keys()
+    labelled = _labelled()
+    document = labelled.to_document()
+    schemas.validate_event("image_uploaded", document)
+    assert (document["seller_label"], document["sku_label"]) == ("Müller GmbH",
+                                                                 "Tasse 0,5 l / blau")
+    assert "product_group_label" not in document
+    assert ImageUploaded.from_document(document) == labelled
+    # Consumers still on a released schema read the new events (VERSIONING.md).
+    for version in ("1.0", "1.1"):
+        assert list(_released_validator(version, "image_uploaded").iter_errors(document)) == []
+
+
+def test_a_label_is_at_most_128_characters():
+    document = {**_labelled().to_document(), "seller_label": "x" * 129}
+    with pytest.raises(SchemaViolation, match="seller_label"):
+        schemas.validate_event("image_uploaded", document)
+
+
+def test_a_label_that_does_not_make_its_key_is_forged():
+    from imaging.errors import ForgedEvent
+    from streams.records import image_id_for
+    from streams.trust import check_upload_identity
+
+    def plain(**fields):
+        return _uploaded(image_id=image_id_for("seller-1", "SKU-1", "a" * 64), **fields)
+
+    check_upload_identity(_labelled())
+    check_upload_identity(plain())
+    for forged in (_labelled(seller_label="Another Seller"),
+                   plain(sku_label="SKU 1"),  # a label beside a plain key
+                   plain(product_group_label="mugs")):  # a label without a key
+        with pytest.raises(ForgedEvent, match="_label"):
+            check_upload_identity(forged)

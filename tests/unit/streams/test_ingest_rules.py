@@ -7,11 +7,18 @@ from streams.settings import Settings
 def test_identity_is_checked():
     from streams.ingest import check_identity
 
-    assert check_identity(" s1 ", "SKU-1", "") == ("s1", "SKU-1", None)
-    for seller, sku, code in [(None, "k", "missing_field"), ("s", "  ", "missing_field"),
-                              ("s/../x", "k", "invalid_field"), ("s", "k" * 65, "invalid_field")]:
+    seller, sku, group = check_identity(" s1 ", "SKU-1", "")
+    assert (seller.key, seller.carried_label, sku.key, group) == ("s1", None, "SKU-1", None)
+    seller, sku, group = check_identity("Müller GmbH", "SKU 1/B", "Tassen & Becher")
+    assert (seller.label, sku.label, group.label) == ("Müller GmbH", "SKU 1/B",
+                                                      "Tassen & Becher")
+    assert all(i.key.startswith("u-") for i in (seller, sku, group))
+    for seller, sku, group, code in [
+            (None, "k", None, "missing_field"), ("s", "  ", None, "missing_field"),
+            ("s", "k" * 129, None, "invalid_field"), ("s\nx", "k", None, "invalid_field"),
+            ("s", "k", "g\x00", "invalid_field")]:
         with pytest.raises(RejectedUpload) as info:
-            check_identity(seller, sku, None)
+            check_identity(seller, sku, group)
         assert info.value.code == code
 
 

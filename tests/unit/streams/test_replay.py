@@ -123,6 +123,19 @@ def test_filters_by_seller_and_sku():
     assert not UploadFilter(sellers=frozenset({"s1"}), skus=frozenset({"k2"})).matches(doc)
 
 
+def test_filters_take_catalogue_ids_or_their_keys():
+    from streams.identity import parse_catalogue_id
+
+    seller = parse_catalogue_id("Müller GmbH")
+    doc = {"seller_id": seller.key, "sku_id": "k1", "seller_label": seller.label}
+    assert UploadFilter.of(["Müller GmbH"], []).matches(doc)
+    assert UploadFilter.of([" Mu\u0308ller GmbH"], ["k1"]).matches(doc)  # NFD, padded
+    assert UploadFilter.of([seller.key], []).matches(doc)  # the key as a row shows it
+    assert not UploadFilter.of(["Müller"], []).matches(doc)
+    assert not UploadFilter.of(["Müller GmbH"], ["k2"]).matches(doc)
+    assert UploadFilter.of(["s1\n"], []).sellers == {"s1\n", "s1"}
+
+
 def test_invalid_messages_are_recognised_not_raised():
     assert decode_upload(json.dumps(UPLOADED).encode()) == UPLOADED
     for bad in (None, b"", b"not json", b"\xff\xfe", b"[1, 2]", b"null",
