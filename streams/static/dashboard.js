@@ -514,6 +514,12 @@ function photosQuery(cursor) {
   return `/api/images?${params}`;
 }
 
+// A card is drawn again when its photo changed, and every 30 minutes anyway: the image
+// links the API signs expire after an hour.
+function cardStamp(p) {
+  return `${p.status}|${p.updated_at}|${Math.floor(Date.now() / 1800000)}`;
+}
+
 // First page: cards that did not change keep their node (and their loaded images).
 async function loadPhotos() {
   let page;
@@ -526,7 +532,7 @@ async function loadPhotos() {
   const list = document.getElementById("photo-list");
   const keep = new Map();
   const nodes = (page.items || []).map((p) => {
-    const stamp = `${p.status}|${p.updated_at}`;
+    const stamp = cardStamp(p);
     const known = state.cards.get(p.image_id);
     const node = known && known.stamp === stamp ? known.node : photoCard(p);
     keep.set(p.image_id, {stamp, node});
@@ -546,7 +552,7 @@ async function loadMore() {
   const list = document.getElementById("photo-list");
   for (const p of page.items || []) {
     const node = photoCard(p);
-    state.cards.set(p.image_id, {stamp: `${p.status}|${p.updated_at}`, node});
+    state.cards.set(p.image_id, {stamp: cardStamp(p), node});
     list.append(node);
   }
   state.cursor = page.next_cursor;
