@@ -110,7 +110,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
     import cv2
 
     from agents import ALL_STAGES
-    from streams import api, faust_fixes, ingest, kafka_tuning, web
+    from streams import api, dashboard, faust_fixes, ingest, kafka_tuning, web
 
     settings = settings or get_settings()
     profile, catalog = load_configuration(settings)
@@ -149,6 +149,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
     ingest.register(worker)
     web.register(worker)
     api.register(worker)
+    dashboard.register(worker)
     return worker
 
 

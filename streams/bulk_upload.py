@@ -15,7 +15,6 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 _SKU_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -30,9 +29,18 @@ class UploadOutcome:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file not uploaded, and why."""
+
+    path: Path
+    reason: str
+
+
 @dataclass
 class UploadSummary:
     results: list[UploadOutcome] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
@@ -54,16 +62,29 @@ class UploadSummary:
         return self.count("failed")
 
 
-def collect_files(paths: list[Path]) -> list[Path]:
-    """Files named explicitly, plus images found under folders, in a stable order."""
+def collect_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
+    """Files named explicitly, plus images found under folders, in a stable order; and
+    the files left out, with the reason. A file named explicitly is always sent: the API
+    judges its content, whatever its name."""
     files: list[Path] = []
+    skipped: list[Skipped] = []
+    supported = " ".join(sorted(IMAGE_SUFFIXES))
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                if found.name.startswith("."):
+                    skipped.append(Skipped(found, "hidden file"))
+                elif found.suffix.lower() not in IMAGE_SUFFIXES:
+                    skipped.append(Skipped(found, f"not a supported image type "
+                                                  f"({found.suffix or 'no suffix'}; "
+                                                  f"supported: {supported})"))
+                else:
+                    files.append(found)
+        elif path.is_file():
             files.append(path)
-    return files
+        else:
+            skipped.append(Skipped(path, "no such file or folder"))
+    return files, skipped
 
 
 def sku_from_path(path: Path) -> str:
@@ -112,8 +133,8 @@ async def run_bulk_upload(
     product_group_id: str | None, api_key: str | None, concurrency: int,
     console: Console, show_table: bool = True,
 ) -> UploadSummary:
-    files = collect_files(paths)
-    summary = UploadSummary()
+    files, skipped = collect_files(paths)
+    summary = UploadSummary(skipped=skipped)
     url = api.rstrip("/") + "/api/images/upload"
     semaphore = asyncio.Semaphore(max(1, concurrency))
     timeout = aiohttp.ClientTimeout(total=120)
@@ -143,16 +164,50 @@ async def run_bulk_upload(
     return summary
 
 
+def reason_of(body: dict) -> str:
+    return str(body.get("message") or body.get("reason") or body.get("error") or "")
+
+
+def print_files(summary: UploadSummary, console: Console) -> None:
+    """One line per file with its image id (or why it has none), then the skipped files.
+    Plain aligned lines rather than a table: ids and reasons are never wrapped or cut."""
+    if summary.results:
+        width = max(len(r.path.name) for r in summary.results)
+        console.print(f"{'file':{width}}  {'outcome':9}  {'image id':32}  status",
+                      style="bold", soft_wrap=True, highlight=False)
+        for r in summary.results:
+            image_id = r.body.get("image_id") or "-"
+            if r.outcome in ("created", "duplicate"):
+                detail = str(r.body.get("status", ""))
+            else:
+                detail = f"{r.status or ''} {reason_of(r.body)}".strip()
+            console.print(f"{r.path.name:{width}}  {r.outcome:9}  {image_id:32}  {detail}",
+                          soft_wrap=True, highlight=False, markup=False)
+    for s in summary.skipped:
+        console.print(f"skipped {s.path}: {s.reason}", soft_wrap=True, highlight=False,
+                      markup=False)
+
+
 def print_summary(summary: UploadSummary, console: Console) -> None:
-    problems = [r for r in summary.results if r.outcome in ("rejected", "failed")]
-    if problems:
-        table = Table("file", "outcome", "status", "reason")
-        for r in problems:
-            table.add_row(r.path.name, r.outcome, str(r.status or ""),
-                          str(r.body.get("reason", "")))
-        console.print(table)
+    print_files(summary, console)
     console.print(
         f"[bold]{len(summary.results)} files:[/] {summary.created} created, "
         f"{summary.duplicate} already known, {summary.rejected} rejected, "
-        f"{summary.failed} failed"
+        f"{summary.failed} failed" + (f", {len(summary.skipped)} skipped"
+                                      if summary.skipped else "")
     )
+
+
+def summary_document(summary: UploadSummary) -> dict:
+    """``imgstream upload --json``: every file, its outcome and image id; skipped files."""
+    return {
+        "files": [{"file": str(r.path), "outcome": r.outcome, "http_status": r.status,
+                   "image_id": r.body.get("image_id"), "status": r.body.get("status"),
+                   "duplicate": r.outcome == "duplicate",
+                   "reason": None if r.outcome in ("created", "duplicate") else reason_of(r.body)}
+                  for r in summary.results],
+        "skipped": [{"file": str(s.path), "reason": s.reason} for s in summary.skipped],
+        "counts": {"created": summary.created, "duplicate": summary.duplicate,
+                   "rejected": summary.rejected, "failed": summary.failed,
+                   "skipped": len(summary.skipped)},
+    }

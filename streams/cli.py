@@ -1,5 +1,5 @@
-"""The ``imgstream`` command: stack, worker, upload, retry, samples, demo, migrate, emulator,
-replay, tail."""
+"""The ``imgstream`` command: stack, worker, upload, show, images, batch, retry, samples,
+demo, migrate, emulator, replay, tail."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rich.table import Table
 from imaging.errors import ConfigurationError, ImgstreamError
 from streams.settings import get_settings
 
-console = Console()
+# Piped output is not cut at 80 columns (ids and URLs stay whole for grep and scripts).
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _stack_command(args: argparse.Namespace) -> int:
@@ -85,19 +86,152 @@ def _retry_command(args: argparse.Namespace) -> int:
 
 
 def _upload_command(args: argparse.Namespace) -> int:
-    from streams.bulk_upload import run_bulk_upload
+    """Upload files; print each file's image id (or why it has none); with --wait follow
+    the photos to the end and print tier before -> after, cost and URL per photo."""
+    import json
 
+    from streams.api_client import default_api, default_key
+    from streams.bulk_upload import collect_files, run_bulk_upload, summary_document
+
+    settings = get_settings()
+    api = args.api or default_api(settings)
+    key = args.api_key or os.environ.get("IMGSTREAM_API_KEY")
+    # With --json, stdout carries one JSON document: progress bars go to stderr.
+    shown = Console(stderr=True) if args.json else console
+    files, skipped = collect_files([Path(p) for p in args.paths])
+    if not files:
+        for s in skipped:
+            shown.print(f"skipped {s.path}: {s.reason}", soft_wrap=True, markup=False)
+        message = f"no supported image files in {' '.join(args.paths)}"
+        if not args.json:
+            console.print(f"[red]{message}[/] (supported: .jpg .jpeg .png .webp)")
+        else:
+            print(json.dumps({"error": "no_files", "message": message,
+                              "skipped": [{"file": str(s.path), "reason": s.reason}
+                                          for s in skipped]}))
+        return 2
     summary = asyncio.run(run_bulk_upload(
-        paths=[Path(p) for p in args.paths],
-        api=args.api or f"http://{get_settings().web_host}:{get_settings().web_port}",
-        seller_id=args.seller,
-        sku_id=args.sku,
-        product_group_id=args.group,
-        api_key=args.api_key or os.environ.get("IMGSTREAM_API_KEY"),
-        concurrency=args.concurrency,
-        console=console,
+        paths=[Path(p) for p in args.paths], api=api, seller_id=args.seller, sku_id=args.sku,
+        product_group_id=args.group, api_key=key, concurrency=args.concurrency,
+        console=shown, show_table=not args.json,
     ))
-    return 0 if summary.failed == 0 and summary.rejected == 0 else 1
+    code = 0 if summary.failed == 0 and summary.rejected == 0 else 1
+    document = summary_document(summary)
+    if args.wait:
+        code = max(code, _follow_uploads(summary, document, args, api,
+                                         default_key(settings, args.api_key), shown))
+    if args.json:
+        print(json.dumps(document, indent=2))
+    return code
+
+
+def _follow_uploads(summary, document: dict, args: argparse.Namespace, api: str,
+                    key: str | None, shown: Console) -> int:
+    from streams.api_client import ApiClient
+    from streams.cli_views import completion, print_completions
+    from streams.follow import follow
+
+    accepted = [r for r in summary.results if r.body.get("image_id")
+                and r.outcome in ("created", "duplicate")]
+    if not accepted:
+        return 0
+    last, unfinished = follow(ApiClient(api, key), [r.body["image_id"] for r in accepted],
+                              shown, timeout=args.timeout)
+    rows = [(r.path.name, completion(last.get(r.body["image_id"]) or
+                                     {"image_id": r.body["image_id"], "status": None}))
+            for r in accepted]
+    by_id = {row["image_id"]: row for _, row in rows}
+    for entry in document["files"]:
+        if entry["image_id"] in by_id:
+            entry["result"] = by_id[entry["image_id"]]
+    document["unfinished"] = unfinished
+    if not args.json:
+        print_completions(rows, console)
+        if unfinished:
+            console.print(f"[red]{len(unfinished)} photos not finished after "
+                          f"{args.timeout:.0f}s[/]: {' '.join(unfinished)}", soft_wrap=True)
+    failed = any(row["status"] == "failed" for _, row in rows)
+    return 1 if unfinished or failed else 0
+
+
+def _client(args: argparse.Namespace):
+    from streams.api_client import ApiClient, default_api, default_key
+
+    settings = get_settings()
+    return ApiClient(args.api or default_api(settings), default_key(settings, args.api_key))
+
+
+def _print_json(document) -> None:
+    import json
+
+    print(json.dumps(document, indent=2))
+
+
+def _show_command(args: argparse.Namespace) -> int:
+    from streams.cli_views import print_detail
+
+    doc = _client(args).get(f"/api/images/{args.image_id}")
+    _print_json(doc) if args.json else print_detail(doc, console)
+    return 0
+
+
+def _images_command(args: argparse.Namespace) -> int:
+    from streams.cli_views import print_images
+
+    page = _client(args).get("/api/images", seller_id=args.seller, sku_id=args.sku,
+                             tier=args.tier, status=args.status, since=args.since,
+                             limit=args.limit, cursor=args.cursor)
+    _print_json(page) if args.json else print_images(page, console)
+    return 0
+
+
+def _batch_command(args: argparse.Namespace) -> int:
+    import time
+
+    from streams.cli_views import batch_line, print_batch_results
+
+    client = _client(args)
+    if args.action == "enhance":
+        if bool(args.ids) == bool(args.seller or args.sku or args.since or args.until):
+            console.print("[red]give image ids, or a filter (--seller, --sku, --since, "
+                          "--until), not both[/]")
+            return 2
+        body: dict = ({"image_ids": args.ids} if args.ids else
+                      {"filter": {k: v for k, v in (("seller_id", args.seller),
+                                                    ("sku_id", args.sku),
+                                                    ("since", args.since),
+                                                    ("until", args.until)) if v}})
+        if args.profile:
+            body["profile"] = args.profile
+        started = client.post("/api/batch/enhance", body)
+        batch_id = started["batch_id"]
+        if args.json and not args.wait:
+            _print_json(started)
+            return 0
+        console.print(f"batch {batch_id}: {started.get('total')} photos queued",
+                      soft_wrap=True, highlight=False)
+    else:
+        if len(args.ids) != 1:
+            console.print(f"[red]batch {args.action} needs one batch id[/]")
+            return 2
+        batch_id = args.ids[0]
+    if args.action == "cancel":
+        status = client.post(f"/api/batch/{batch_id}/cancel")
+    elif args.action == "results":
+        page = client.get(f"/api/batch/{batch_id}/results", cursor=args.cursor,
+                          limit=args.limit)
+        _print_json(page) if args.json else print_batch_results(page, console)
+        return 0
+    else:
+        status = client.get(f"/api/batch/{batch_id}/status")
+        while args.wait and status.get("state") == "running":
+            if not args.json:
+                console.print(batch_line(status), soft_wrap=True, highlight=False)
+            time.sleep(2)
+            status = client.get(f"/api/batch/{batch_id}/status")
+    _print_json(status) if args.json else console.print(batch_line(status), soft_wrap=True,
+                                                         highlight=False)
+    return 1 if (status.get("counts") or {}).get("failed") else 0
 
 
 def _samples_command(args: argparse.Namespace) -> int:
@@ -187,7 +321,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
     p.add_argument("--api-key", default=None, help="API key (or IMGSTREAM_API_KEY)")
     p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.add_argument("--json", action="store_true", help="print one JSON document (files, "
+                                                      "image ids, skipped; results with --wait)")
+    p.add_argument("--wait", action="store_true", help="follow the photos until each is "
+                   "completed, skipped or failed; print tier before -> after, cost and URL")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="how long --wait waits (default 600)")
     p.set_defaults(func=_upload_command)
+
+    def api_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
+        p.add_argument("--api-key", default=None, help="API key (default: IMGSTREAM_API_KEY, "
+                                                         "else this machine's admin key)")
+        p.add_argument("--json", action="store_true", help="print the API's JSON document")
+
+    p = sub.add_parser("show", help="one photo: quality before/after, steps, cost, URLs")
+    p.add_argument("image_id")
+    api_options(p)
+    p.set_defaults(func=_show_command)
+
+    p = sub.add_parser("images", help="list photos, newest first")
+    p.add_argument("--seller", default=None)
+    p.add_argument("--sku", default=None)
+    p.add_argument("--tier", choices=["excellent", "good", "fair", "poor"], default=None)
+    p.add_argument("--status", default=None, help="uploaded, analyzed, completed, skipped, "
+                                                 "failed...")
+    p.add_argument("--since", default=None, metavar="ISO_TIME")
+    p.add_argument("--limit", type=int, default=50, help="1-200 (default 50)")
+    p.add_argument("--cursor", default=None, help="the next page (printed after a page)")
+    api_options(p)
+    p.set_defaults(func=_images_command)
+
+    p = sub.add_parser("batch", help="enhance many photos again (admin): enhance, status, "
+                                     "results, cancel")
+    p.add_argument("action", choices=["enhance", "status", "results", "cancel"])
+    p.add_argument("ids", nargs="*", help="enhance: image ids; others: the batch id")
+    p.add_argument("--seller", default=None, help="enhance: every photo of this seller")
+    p.add_argument("--sku", default=None)
+    p.add_argument("--since", default=None, metavar="ISO_TIME")
+    p.add_argument("--until", default=None, metavar="ISO_TIME")
+    p.add_argument("--profile", default=None, help="enhance under this profile")
+    p.add_argument("--wait", action="store_true", help="enhance/status: until it is done")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--cursor", default=None)
+    api_options(p)
+    p.set_defaults(func=_batch_command)
 
     p = sub.add_parser("retry", help="drive failed photos through the pipeline again")
     p.add_argument("image_ids", nargs="+")

@@ -88,7 +88,10 @@ def run_demo(console: Console, sample_count: int = 12, keep_serving: bool = True
             f"Read the reports: scripts/kcat -b {settings.kafka_bootstrap} -C -t {topic} "
             "-o beginning -e\n"
             f"Metrics:          curl {worker.base_url}/metrics\n"
-            f"Upload more:      .venv/bin/imgstream upload --seller me PATH...")
+            f"Upload more:      .venv/bin/imgstream upload --seller me --wait PATH...\n"
+            f"One photo:        .venv/bin/imgstream show IMAGE_ID")
+        # Last: where to look at all of it (the page reads the same API as the CLI).
+        console.print(f"[bold]Dashboard:[/]        {worker.base_url}/dashboard", soft_wrap=True)
         if keep_serving:
             console.print("[bold green]Serving.[/] Ctrl-C stops the worker; "
                           "`.venv/bin/imgstream stack down` stops the stack.")

@@ -127,6 +127,18 @@ def test_the_installed_image_starts_a_worker_check(image_venv, tmp_path):
     assert "agents" in embedded.stdout and "finalize" in embedded.stdout
 
 
+def test_the_installed_image_serves_the_dashboard_files(image_venv, tmp_path):
+    """The page, its script and its style sheet are package data of the wheel."""
+    probe = ("from streams.dashboard import ASSETS, asset\n"
+             "for name in ['dashboard.html', *ASSETS]:\n"
+             "    print(name, len(asset(name)))\n")
+    done = _run([str(image_venv / "bin" / "python"), "-c", probe], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sizes = dict(line.split() for line in done.stdout.splitlines())
+    assert set(sizes) == {"dashboard.html", "dashboard.js", "dashboard.css"}
+    assert all(int(size) > 1000 for size in sizes.values()), sizes
+
+
 def test_production_names_every_missing_setting_then_starts(image_venv, tmp_path):
     imgstream = str(image_venv / "bin" / "imgstream")
     bare = _run([imgstream, "worker", "--check"], {"IMGSTREAM_ENV": "production"},

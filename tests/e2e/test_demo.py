@@ -65,6 +65,7 @@ def test_demo_uploads_the_samples_and_stops_cleanly_on_ctrl_c(demo_env, stack, d
                 break
         text = "".join(output)
         assert "Serving." in text, text
+        assert f"Dashboard:        http://127.0.0.1:{DEMO_PORT}/dashboard" in text, text
         assert "12 files: 12 created" in text, text
         assert "excellent" in text and "poor" in text and "->" in text, text
 
