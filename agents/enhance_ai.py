@@ -168,7 +168,10 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     image = await loop.run_in_executor(image_pool, encode_intermediate, bgr)
     target = ObjectUri(worker.settings.enhanced_bucket,
                        f"work/{approval.job_id}/enhanced.jpg")
-    await store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
+    # AI results cannot be made again for free: the stored intermediate is the fallback,
+    # the pixels left here spare finalize its decode.
+    await store.put(target, image, "image/jpeg", keep=False)
+    worker.handoff.leave(approval.job_id, bgr)
     # Settle before the result moves on: the money is accounted for whatever happens next.
     await worker.send("ai_budget", settlement_for(approval, usage))
     _usage_in_flight.pop(approval.request_id, None)

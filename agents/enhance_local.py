@@ -1,9 +1,10 @@
 """enhance_local: run a plan's steps with OpenCV/Pillow (images.enhance.local -> images.enhanced).
 
 Fetch the original, decode it at full size (EXIF orientation applied), apply the steps in
-the image thread pool, store the intermediate under a key derived from the job
-(a redelivery overwrites it with the same bytes), emit ``ImageEnhanced``. A skipped plan
-passes straight through without image work.
+the image thread pool, leave the result in the process for finalize
+(``streams/handoff.py``: no intermediate is encoded or stored; finalize enhances again
+if it runs elsewhere), emit ``ImageEnhanced``. A skipped plan passes straight through
+without image work.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+import numpy as np
+
 from imaging.decoding import decode_image
-from imaging.enhancement import apply_plan, encode_intermediate
+from imaging.enhancement import apply_plan
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.deletion import is_deleted
@@ -23,10 +26,10 @@ from streams.trust import original_uri
 STAGE = "enhance_local"
 
 
-def _enhance(data: bytes, steps: list[dict]) -> tuple[bytes, list[dict]]:
+def _enhance(data: bytes, steps: list[dict]) -> tuple[np.ndarray, list[dict]]:
     bgr = decode_image(data).bgr
     result, step_results = apply_plan(bgr, steps)
-    return encode_intermediate(result), [r.as_dict() for r in step_results]
+    return result, [r.as_dict() for r in step_results]
 
 
 async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
@@ -38,12 +41,13 @@ async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
         store = worker.resources.store
         data = await store.get(original_uri(plan.source_uri, worker.settings), keep=True)
         loop = asyncio.get_running_loop()
-        image, steps = await loop.run_in_executor(worker.image_pool, _enhance, data,
-                                                  plan.steps)
-        target = ObjectUri(worker.settings.enhanced_bucket,
-                           f"work/{plan.job_id}/enhanced.jpg")
-        await store.put(target, image, "image/jpeg", keep=True)  # finalize reads it next
-        enhanced_uri = str(target)
+        pixels, steps = await loop.run_in_executor(worker.image_pool, _enhance, data,
+                                                   plan.steps)
+        # finalize takes the pixels from this process (or enhances again where it runs):
+        # the intermediate's key is named but never written for a local plan.
+        worker.handoff.leave(plan.job_id, pixels)
+        enhanced_uri = str(ObjectUri(worker.settings.enhanced_bucket,
+                                     f"work/{plan.job_id}/enhanced.jpg"))
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", plan.job_id),
         image_id=plan.image_id,

@@ -15,8 +15,11 @@ import asyncio
 import time
 from functools import partial
 
+import numpy as np
+
 from imaging.assessment import QualityReport
-from imaging.publishing import Publication, Refusal, publish_enhanced, publish_original
+from imaging.enhancement import enhance_again
+from imaging.publishing import publish_result
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.deletion import is_deleted
@@ -35,6 +38,21 @@ def summary(report: QualityReport) -> dict:
             "metrics": report.event_metrics()}
 
 
+async def enhanced_image(enhanced: ImageEnhanced, original: bytes, worker: Worker
+                         ) -> np.ndarray | bytes:
+    """The enhanced pixels left in this process by the enhance stage; else the stored
+    intermediate of an AI plan, or a local plan enhanced again from the original."""
+    pixels = worker.handoff.take(enhanced.job_id)
+    if pixels is not None:
+        return pixels
+    if enhanced.ai_used or any(s.get("method") == "ai" for s in enhanced.plan["steps"]):
+        uri = intermediate_uri(enhanced.enhanced_uri, enhanced.job_id, worker.settings)
+        return await worker.resources.store.get(uri)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(worker.image_pool, enhance_again, original,
+                                      enhanced.plan["steps"])
+
+
 async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     started = time.perf_counter()
     plan = enhanced.plan
@@ -45,18 +63,10 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     profile = worker.profile_for(enhanced.profile)
     loop = asyncio.get_running_loop()
     original = await store.get(original_uri(enhanced.source_uri, settings), keep=True)
-    publication: Publication | Refusal | None = None
-    if not skipped:
-        result = await store.get(
-            intermediate_uri(enhanced.enhanced_uri, enhanced.job_id, settings), keep=True)
-        publication = await loop.run_in_executor(
-            image_pool, publish_enhanced, result, original, plan["before"]["overall_score"],
-            enhanced.steps, profile)
-    if not isinstance(publication, Publication):
-        refusal = publication
-        publication = await loop.run_in_executor(
-            image_pool, publish_original, original, profile,
-            refusal.reason if refusal else None, refusal.gate if refusal else None)
+    result = None if skipped else await enhanced_image(enhanced, original, worker)
+    publication = await loop.run_in_executor(
+        image_pool, publish_result, original, result, plan["before"]["overall_score"],
+        enhanced.steps, profile)
     renditions = publication.renditions
 
     outputs, writes = [], []
@@ -93,7 +103,8 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
         status="skipped" if skipped else "completed",
         profile=enhanced.profile,
         before=plan["before"],
-        after=summary(publication.after),
+        # The original's own pixels were published: their quality is the report's.
+        after=summary(publication.after) if publication.after else plan["before"],
         kept_original=publication.kept_original,
         kept_original_reason=publication.reason,
         gate=publication.gate,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from imaging.decoding import decode_image
+from imaging.decoding import DecodedImage, decode_image
 from imaging.metrics import QualityMetrics, locate_product, measure
 from imaging.profile import Profile
 from imaging.scoring import Judgement, judge
@@ -45,19 +45,28 @@ def subject_of(bgr: np.ndarray, profile: Profile) -> Subject:
     return locate_product(small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), profile)
 
 
+def decoded_pixels(bgr: np.ndarray, profile: Profile) -> DecodedImage:
+    """Pixels already in hand (a rendition just made) as the assessment's decoded copy."""
+    height, width = bgr.shape[:2]
+    return DecodedImage(working_copy(bgr, profile), width, height)
+
+
 def assess_quality(data: bytes, profile: Profile,
                    source_size: tuple[int, int] | None = None,
-                   source: np.ndarray | None = None) -> QualityReport:
+                   source: np.ndarray | None = None,
+                   decoded: DecodedImage | None = None) -> QualityReport:
     """Decode at the profile's working resolution, measure, and judge one photo.
 
     ``source_size`` (width, height) makes the judgement honest about detail: a result
     made from a smaller source is measured at the source's size (downscaled to it) and
     credited with the source's resolution, so interpolated pixels earn nothing. ``source``
     (the original's pixels) makes the product's region the one the original was judged
-    on, so a replaced background or a sharper backdrop does not move it.
+    on, so a replaced background or a sharper backdrop does not move it. ``decoded``:
+    the pixels of ``data`` when the caller has them (``decoded_pixels``), not decoded again.
     """
     started = time.perf_counter()
-    decoded = decode_image(data, profile.assessment.working_max_side)
+    if decoded is None:
+        decoded = decode_image(data, profile.assessment.working_max_side)
     bgr, width, height = decoded.bgr, decoded.original_width, decoded.original_height
     scale = decoded.scale
     if source_size is not None and source_size[0] * source_size[1] < width * height:

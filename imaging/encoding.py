@@ -1,7 +1,7 @@
 """Web renditions: the published sizes and formats of a photo (pure).
 
 Two sizes from the profile (``large`` for listing pages, ``thumb`` for search results),
-each as progressive JPEG and WebP. Never upscaled here: upscaling is an enhancement step
+each as baseline optimised JPEG and WebP. Never upscaled here: upscaling is an enhancement step
 with its own decision.
 """
 
@@ -48,19 +48,22 @@ def fit(bgr: np.ndarray, max_side: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def render_outputs(bgr: np.ndarray, outputs: Outputs) -> list[Rendition]:
-    renditions = []
+def render_outputs(bgr: np.ndarray, outputs: Outputs, keep: str | None = None):
+    """Every rendition of ``bgr``; with ``keep`` (a rendition name), also that
+    rendition's pixels, for an after-check that measures what was just rendered."""
+    renditions, kept = [], None
     for name, max_side in (("large", outputs.large_max_side), ("thumb", outputs.thumb_max_side)):
         image = fit(bgr, max_side)
+        if name == keep:
+            kept = image
         h, w = image.shape[:2]
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, outputs.jpeg_quality,
-                                                cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
                                                 cv2.IMWRITE_JPEG_OPTIMIZE, 1])
         if not ok:
             raise ValueError(f"JPEG encoding failed for {w}x{h}")
         renditions.append(Rendition(name, "jpeg", w, h, jpeg.tobytes()))
         webp = io.BytesIO()
         Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).save(
-            webp, format="WEBP", quality=outputs.webp_quality, method=2)
+            webp, format="WEBP", quality=outputs.webp_quality, method=outputs.webp_method)
         renditions.append(Rendition(name, "webp", w, h, webp.getvalue()))
-    return renditions
+    return (renditions, kept) if keep else renditions

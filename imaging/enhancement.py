@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imaging.decoding import decode_image
 from imaging.errors import PermanentError, StepDeclined
 from imaging.ops import apply_operation
 
@@ -53,6 +54,13 @@ def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray
             latency_ms=round((time.perf_counter() - started) * 1000, 2), cost_usd=0.0,
             details=details, fallback_reason=step.get("fallback_reason")))
     return bgr, results
+
+
+def enhance_again(original: bytes, steps: list[dict[str, Any]]) -> np.ndarray:
+    """A local plan's result made again from the original (local steps are
+    deterministic): finalize's fallback when the pixels were made in another process."""
+    result, _ = apply_plan(decode_image(original).bgr, steps)
+    return result
 
 
 def encode_intermediate(bgr: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from imaging.assessment import QualityReport, assess_quality
 from imaging.decoding import decode_image
-from imaging.enhancement import StepResult, apply_plan, encode_intermediate
+from imaging.enhancement import StepResult, apply_plan
 from imaging.planning import plan_enhancement
 from imaging.profile import Profile
 from imaging.publishing import Publication, publish
@@ -24,13 +24,17 @@ class LocalResult:
 
 
 def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> LocalResult:
-    before = assess_quality(data, profile)
+    """One photo through assess, route, enhance and finalize, decoded once."""
+    source = decode_image(data)
+    working = (None if max(source.bgr.shape[:2]) > profile.assessment.working_max_side
+               else source)  # a small photo's working copy is the photo itself
+    before = assess_quality(data, profile, decoded=working)
     plan = plan_enhancement(before.metrics.as_dict(), before.judgement.tier,
                             before.subject, profile, catalog)
     if plan.skip:
         return LocalResult(before, [], publish(data, None, before.judgement.overall_score,
-                                               profile))
-    enhanced, steps = apply_plan(decode_image(data).bgr, [s.as_dict() for s in plan.steps])
-    publication = publish(data, encode_intermediate(enhanced), before.judgement.overall_score,
-                          profile, [s.as_dict() for s in steps])
+                                               profile, source=source.bgr, before=before))
+    enhanced, steps = apply_plan(source.bgr, [s.as_dict() for s in plan.steps])
+    publication = publish(data, enhanced, before.judgement.overall_score, profile,
+                          [s.as_dict() for s in steps], source=source.bgr, before=before)
     return LocalResult(before, steps, publication)

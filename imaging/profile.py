@@ -144,6 +144,7 @@ class Outputs:
     thumb_max_side: int
     jpeg_quality: int
     webp_quality: int
+    webp_method: int  # libwebp effort 0-6: bytes against encode time (docs/benchmarks.md)
     min_improvement: float
     upscaled_score_tolerance: float
 
@@ -248,6 +249,8 @@ def _check_semantics(profile: Profile, p: _Parser) -> None:
     for name_ in ("jpeg_quality", "webp_quality"):
         if not 1 <= getattr(o, name_) <= 100:
             p.fail(f"outputs.{name_}", "must be 1-100")
+    if not 0 <= o.webp_method <= 6:
+        p.fail("outputs.webp_method", "must be 0-6")
     if not 64 <= o.thumb_max_side <= o.large_max_side:
         p.fail("outputs", "needs 64 <= thumb_max_side <= large_max_side")
     r = profile.routing

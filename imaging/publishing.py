@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imaging.assessment import QualityReport, assess_quality
+from imaging.assessment import QualityReport, assess_quality, decoded_pixels
 from imaging.clean_jpeg import strip_jpeg_metadata
 from imaging.decoding import decode_image
 from imaging.encoding import Rendition, render_outputs
@@ -38,7 +38,7 @@ from imaging.segmentation import find_product_mask
 @dataclass(frozen=True)
 class Publication:
     renditions: list[Rendition]
-    after: QualityReport
+    after: QualityReport | None  # None: the original's own pixels, as assessed before
     kept_original: bool
     reason: str | None
     gate: dict[str, Any] | None = field(default=None)
@@ -56,21 +56,33 @@ class Refusal:
     gate: dict[str, Any] | None
 
 
-def renditions_of_original(original: bytes, profile: Profile) -> list[Rendition]:
-    renditions = render_outputs(decode_image(original).bgr, profile.outputs)
+def renditions_of_original(original: bytes, profile: Profile,
+                           source: np.ndarray | None = None) -> tuple[list[Rendition], bool]:
+    """The original's renditions, and whether its large JPEG is the original's own pixels.
+    ``source``: its decoded pixels, when already in hand."""
+    if source is None:
+        source = decode_image(original).bgr
+    renditions = render_outputs(source, profile.outputs)
+    clean = lossless_large(original, profile)
+    if clean is not None:
+        renditions = [clean if (r.name, r.format) == ("large", "jpeg") else r
+                      for r in renditions]
+    return renditions, clean is not None
+
+
+def lossless_large(original: bytes, profile: Profile) -> Rendition | None:
+    """A JPEG original that fits the large size, as published: the same pixels without
+    EXIF/GPS, comments or anything after the image (None when it cannot be)."""
     with Image.open(io.BytesIO(original)) as image:
         fits = image.format == "JPEG" and max(image.size) <= profile.outputs.large_max_side
         size = image.size
-    if fits:
-        try:  # same pixels, without EXIF/GPS, comments or anything after the image
-            clean = strip_jpeg_metadata(original)
-        except ValueError:
-            clean = None  # rotated or unusual: the re-encode stands
-        if clean is not None:
-            renditions = [Rendition("large", "jpeg", size[0], size[1], clean)
-                          if (r.name, r.format) == ("large", "jpeg") else r
-                          for r in renditions]
-    return renditions
+    if not fits:
+        return None
+    try:
+        clean = strip_jpeg_metadata(original)
+    except ValueError:
+        return None  # rotated or unusual: the re-encode stands
+    return Rendition("large", "jpeg", size[0], size[1], clean)
 
 
 def replaced_background(steps: Sequence[dict[str, Any]]) -> bool:
@@ -91,19 +103,22 @@ def gate_result(before: np.ndarray, after: np.ndarray, steps: Sequence[dict[str,
     return check_preservation(before, after, product, fill, profile.gate)
 
 
-def publish_enhanced(enhanced: bytes, original: bytes, before_score: float,
+def publish_enhanced(result: np.ndarray, source: np.ndarray, before_score: float,
                      steps: Sequence[dict[str, Any]], profile: Profile
                      ) -> Publication | Refusal:
-    """The enhanced image's publication, or why the original must be published instead."""
-    source, result = decode_image(original).bgr, decode_image(enhanced).bgr
+    """The enhanced image's publication, or why the original must be published instead.
+
+    ``result`` and ``source`` are decoded pixels (the enhanced image and the original).
+    The after-check measures the large rendition's own pixels, not a decode of its JPEG.
+    """
     verdict = gate_result(source, result, steps, profile)
     gate = {"passed": verdict.passed, "reasons": verdict.reasons, "measures": verdict.measures}
     if not verdict.passed:
         return Refusal(f"gate: {verdict.reason}: published the original", gate)
-    renditions = render_outputs(result, profile.outputs)
+    renditions, large_pixels = render_outputs(result, profile.outputs, keep="large")
     large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-    after = assess_quality(large.data, profile,
-                           source_size=(source.shape[1], source.shape[0]), source=source)
+    after = assess_quality(large.data, profile, source_size=(source.shape[1], source.shape[0]),
+                           source=source, decoded=decoded_pixels(large_pixels, profile))
     score = after.judgement.overall_score
     if score > before_score + profile.outputs.min_improvement:
         return Publication(renditions, after, False, None, gate)
@@ -117,20 +132,41 @@ def publish_enhanced(enhanced: bytes, original: bytes, before_score: float,
 
 
 def publish_original(original: bytes, profile: Profile, reason: str | None,
-                     gate: dict[str, Any] | None = None) -> Publication:
-    """Publish the original (skipped plans, or enhancements that were refused)."""
-    renditions = renditions_of_original(original, profile)
+                     gate: dict[str, Any] | None = None, source: np.ndarray | None = None,
+                     before: QualityReport | None = None) -> Publication:
+    """Publish the original (skipped plans, or enhancements that were refused).
+
+    When its large JPEG is the original's own pixels, its quality is the original's:
+    ``before`` is reused (``after=None`` when the caller has no report: "as before").
+    Otherwise the large rendition is assessed.
+    """
+    renditions, lossless = renditions_of_original(original, profile, source)
     large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-    return Publication(renditions, assess_quality(large.data, profile), reason is not None,
-                       reason, gate)
+    after = before if lossless else assess_quality(large.data, profile)
+    return Publication(renditions, after, reason is not None, reason, gate)
 
 
-def publish(original: bytes, enhanced: bytes | None, before_score: float,
-            profile: Profile, steps: Sequence[dict[str, Any]] = ()) -> Publication:
-    """Renditions to publish; ``enhanced=None`` means the plan skipped enhancement."""
+def publish(original: bytes, enhanced: np.ndarray | None, before_score: float,
+            profile: Profile, steps: Sequence[dict[str, Any]] = (),
+            source: np.ndarray | None = None,
+            before: QualityReport | None = None) -> Publication:
+    """Renditions to publish; ``enhanced=None`` means the plan skipped enhancement.
+    ``source``: the original's decoded pixels, when the caller has them."""
+    if source is None:
+        source = decode_image(original).bgr
     if enhanced is None:
-        return publish_original(original, profile, None)
-    result = publish_enhanced(enhanced, original, before_score, steps, profile)
+        return publish_original(original, profile, None, source=source, before=before)
+    result = publish_enhanced(enhanced, source, before_score, steps, profile)
     if isinstance(result, Publication):
         return result
-    return publish_original(original, profile, result.reason, result.gate)
+    return publish_original(original, profile, result.reason, result.gate, source, before)
+
+
+def publish_result(original: bytes, enhanced: np.ndarray | bytes | None,
+                   before_score: float, steps: Sequence[dict[str, Any]], profile: Profile
+                   ) -> Publication:
+    """finalize's work: the original and the enhanced image as pixels, or as a stored
+    intermediate (decoded here), or None for a skipped plan."""
+    if isinstance(enhanced, bytes):
+        enhanced = decode_image(enhanced).bgr
+    return publish(original, enhanced, before_score, profile, steps)

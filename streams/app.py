@@ -24,6 +24,7 @@ from imaging.planning import check_routing_models
 from imaging.profile import Profile
 from profiles import load_profile
 from services.model_catalog import ModelCatalog, load_catalog
+from streams.handoff import PixelHandoff
 from streams.processing import Stage
 from streams.records import Event
 from streams.resources import Resources
@@ -45,6 +46,8 @@ class Worker:
     resources: Resources
     # Per-stage state that views also read (e.g. the budget tables), by stage name.
     state: dict[str, Any] = field(default_factory=dict)
+    # Enhanced pixels from enhance_local/enhance_ai to finalize in this process.
+    handoff: PixelHandoff = field(default_factory=lambda: PixelHandoff(0))
 
     def profile_for(self, ref: Mapping[str, Any]) -> Profile:
         """The profile an event was made with: the worker's own, or another one named by
@@ -142,7 +145,8 @@ def create_worker(settings: Settings | None = None) -> Worker:
         web_tables_enabled=settings.faust_views,
     )
     worker = Worker(settings=settings, profile=profile, catalog=catalog, app=app,
-                    topics=Topics(app, settings), resources=Resources(settings))
+                    topics=Topics(app, settings), resources=Resources(settings),
+                    handoff=PixelHandoff(settings.handoff_bytes))
     _add_shared_resources(worker)
     for stage in ALL_STAGES:
         stage.register(worker)

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # In-process cache of immutable objects (originals, intermediates) a worker just
     # wrote or read, so the next stage of the same photo does not download them again.
     object_cache_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
+    # Enhanced pixels waiting in the process for finalize (streams/handoff.py).
+    handoff_bytes: int = Field(default=192 * 1024 * 1024, ge=0)
 
     # CloudFront (moto server in the embedded stack; unset in production: AWS's).
     cloudfront_endpoint: str | None = None

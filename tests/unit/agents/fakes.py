@@ -17,6 +17,7 @@ from profiles import load_profile
 from services.model_catalog import load_catalog
 from services.object_store import ObjectUri
 from streams.app import Worker
+from streams.handoff import PixelHandoff
 from streams.identity import parse_catalogue_id
 from streams.records import Event, ImageUploaded, deterministic_id
 from streams.settings import Settings
@@ -91,6 +92,7 @@ class FakeWorker:
         self.catalog = load_catalog()
         self.resources = FakeResources()
         self.state: dict[str, Any] = {}
+        self.handoff = PixelHandoff(64 * 1024 * 1024)
         self.sent: list[tuple[str, str, Event]] = []
 
     @property

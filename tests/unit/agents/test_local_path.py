@@ -40,7 +40,9 @@ async def test_a_photo_goes_from_upload_to_published_renditions(tmp_path, saved)
 
     await enhance_plan(plan, worker)
     [enhanced] = worker.sent_to("enhanced")
-    assert enhanced.enhanced_uri in worker.resources.store.objects
+    # The pixels wait in the process for finalize: no intermediate is stored.
+    assert enhanced.enhanced_uri not in worker.resources.store.objects
+    assert len(worker.handoff) == 1
     assert [s["operation"] for s in enhanced.steps] == [s["operation"] for s in plan.steps]
 
     await finalize_image(enhanced, worker)
@@ -49,6 +51,21 @@ async def test_a_photo_goes_from_upload_to_published_renditions(tmp_path, saved)
     for output in completed.outputs:
         assert output["uri"] in worker.resources.store.objects
     assert completed.cdn_url.startswith(f"https://{worker.settings.cdn_domain}/")
+
+
+async def test_finalize_elsewhere_enhances_again_and_publishes_the_same_bytes(tmp_path,
+                                                                             saved):
+    worker = FakeWorker(tmp_path)
+    uploaded = uploaded_photo(worker, product_photo(blurred=True))
+    await assess_uploaded(uploaded, worker)
+    await route_report(worker.sent_to("assessed")[0], worker)
+    await enhance_plan(worker.sent_to("enhance_local")[0], worker)
+    [enhanced] = worker.sent_to("enhanced")
+    await finalize_image(enhanced, worker)  # the pixels from this process
+    await finalize_image(enhanced, worker)  # a process without them: made again
+    here, elsewhere = worker.sent_to("completed")
+    assert worker.handoff.hits == 1 and worker.handoff.misses == 1
+    assert [o["uri"] for o in here.outputs] == [o["uri"] for o in elsewhere.outputs]
 
 
 async def test_catalogue_labels_travel_to_the_completed_event_and_stay_out_of_paths(

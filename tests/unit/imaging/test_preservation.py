@@ -107,7 +107,7 @@ def _with_gps_and_zip(bgr) -> bytes:
 def test_no_metadata_or_trailing_bytes_in_any_published_file(excellent):
     scene, _ = _scene("white", "mug")
     data = _with_gps_and_zip(scene)
-    enhanced = None if excellent else _jpeg(apply_operation("sharpen", scene, {}), 95)
+    enhanced = None if excellent else apply_operation("sharpen", scene, {})
     publication = publish(data, enhanced, 0.0 if not excellent else 100.0, PROFILE,
                           [{"operation": "sharpen", "success": True}])
     for rendition in publication.renditions:
