@@ -28,7 +28,7 @@ from PIL import Image
 from imaging.assessment import QualityReport, assess_quality, decoded_pixels
 from imaging.clean_jpeg import strip_jpeg_metadata
 from imaging.decoding import decode_image
-from imaging.encoding import Rendition, render_outputs
+from imaging.encoding import Rendition, large_jpeg, render_outputs
 from imaging.ops.background import color_bgr
 from imaging.preservation import GateVerdict, check_preservation
 from imaging.profile import Profile
@@ -115,18 +115,19 @@ def publish_enhanced(result: np.ndarray, source: np.ndarray, before_score: float
     gate = {"passed": verdict.passed, "reasons": verdict.reasons, "measures": verdict.measures}
     if not verdict.passed:
         return Refusal(f"gate: {verdict.reason}: published the original", gate)
-    renditions, large_pixels = render_outputs(result, profile.outputs, keep="large")
-    large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-    after = assess_quality(large.data, profile, source_size=(source.shape[1], source.shape[0]),
-                           source=source, decoded=decoded_pixels(large_pixels, profile))
+    # Only the large JPEG is encoded before the verdict; the rest if it is published.
+    large = large_jpeg(result, profile.outputs)
+    after = assess_quality(large[1].data, profile,
+                           source_size=(source.shape[1], source.shape[0]), source=source,
+                           decoded=decoded_pixels(large[0], profile))
     score = after.judgement.overall_score
-    if score > before_score + profile.outputs.min_improvement:
-        return Publication(renditions, after, False, None, gate)
     # Listings need the larger size for zoom; interpolation is not credited, so an
     # upscaled result is published unless the other steps made it worse.
     upscaled = result.shape[0] * result.shape[1] > source.shape[0] * source.shape[1]
-    if upscaled and score >= before_score - profile.outputs.upscaled_score_tolerance:
-        return Publication(renditions, after, False, None, gate)
+    if (score > before_score + profile.outputs.min_improvement
+            or (upscaled and score >= before_score - profile.outputs.upscaled_score_tolerance)):
+        return Publication(render_outputs(result, profile.outputs, large), after, False, None,
+                           gate)
     return Refusal(f"enhanced scored {score:.1f}, original {before_score:.1f}: "
                    f"published the original", gate)
 
