@@ -1,4 +1,4 @@
-"""End-to-end throughput and latency of the local path on the embedded stack (issue 4).
+"""End-to-end throughput and latency of the local path on the embedded stack.
 
     .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 120] [--rounds 3]
                                              [--pinned | --stack-core]
@@ -10,11 +10,14 @@ compute loop (``imaging.local_path.process_locally``: the functions the agents r
 one warm process per core, each taking the next photo when done, just before and just
 after each pipeline batch: the machine is shared and its speed drifts, so each round
 compares the pipeline with the mean of the two pure runs around it. Printed per round
-and as the median of ``--rounds``: both rates and their ratio (target >= 0.85), for
-seller-size and 1 MP photos; the CPU milliseconds per photo of the pure loop and of each
-process of the pipeline (each worker, SeaweedFS, broker, MariaDB, the uploading client:
-where the difference goes); p50/p95 upload->completed latency at half the measured
-throughput. Workers float over the cores (the OS balances their image threads);
+and as the median of ``--rounds``, for seller-size and 1 MP photos: both rates; the CPU
+milliseconds per photo of the pure loop and of each process of the pipeline (each worker,
+SeaweedFS, broker, MariaDB, the uploading client: where the difference goes); the
+object-store requests and Kafka messages per photo (the workers' own counters); p50/p95
+upload->completed latency at half the measured throughput. The last line sums it up for
+scripts: ``pipeline: sellers X/s, 1MP Y/s; pure: sellers A/s, 1MP B/s; worker/pure CPU
+R; stack CPU S ms/photo`` (stack: object store + broker + database). Workers float
+over the cores (the OS balances their image threads);
 ``--pinned`` pins worker i to core i instead. ``--stack-core`` is a diagnostic: the stack
 and the uploading client get the first core, the workers and the pure loop the others, as
 when the stack runs on machines of its own. Before the first round of each set, a few
@@ -307,22 +310,46 @@ def cpu_report(before: dict[str, float], after: dict[str, float], per: float) ->
     return ", ".join(parts) + f"; total {sum(groups.values()):.0f}"
 
 
+STACK_GROUPS = ("SeaweedFS", "broker (tansu)", "MariaDB")
+
+
+def worker_counters(urls: list[str]) -> dict[str, float]:
+    """Object-store requests and Kafka messages so far, summed over the workers."""
+    import requests
+
+    names = {"imgstream_object_requests_total": "s3 requests",
+             "imgstream_events_emitted_total": "messages produced",
+             "imgstream_events_processed_total": "messages consumed"}
+    totals = dict.fromkeys(names.values(), 0.0)
+    for url in urls:
+        for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in names and not line.startswith("#"):
+                totals[names[name]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 def measure_round(urls: list[str], settings: Settings, photos: list[bytes], label: str,
                   worker_pids: set[int], pure_cpus: set[int] | None = None
-                  ) -> tuple[float, float, float, str, float]:
-    """(pipeline images/s, pure images/s, steady-state images/s, CPU report, pure CPU s/photo).
-
-    The pure loop runs before and after the pipeline batch and its two rates are averaged.
-    """
+                  ) -> dict[str, Any]:
+    """One pipeline batch between two runs of the pure loop (their rates are averaged):
+    rates, CPU per photo by process group, requests and messages per photo."""
     pure_before, cpu_before = pure_rate(photos, pure_cpus)
     before, threads_before = cpu_by_group(worker_pids), thread_cpu(worker_pids)
+    counters_before = worker_counters(urls)
     pipeline, steady, _ = run_batch(urls, settings, photos, label)
-    spent = (cpu_report(before, cpu_by_group(worker_pids), len(photos))
+    after = cpu_by_group(worker_pids)
+    counters = {k: (v - counters_before[k]) / len(photos)
+                for k, v in worker_counters(urls).items()}
+    used = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / len(photos) for g in after}
+    spent = (cpu_report(before, after, len(photos))
              + f"\n{'':12s}   worker threads: "
              + thread_report(threads_before, thread_cpu(worker_pids), len(photos)))
     pure_after, cpu_after = pure_rate(photos, pure_cpus)
-    return (pipeline, (pure_before + pure_after) / 2, steady, spent,
-            (cpu_before + cpu_after) / 2)
+    return {"pipeline": pipeline, "pure": (pure_before + pure_after) / 2, "steady": steady,
+            "spent": spent, "pure_cpu_ms": (cpu_before + cpu_after) / 2 * 1000,
+            "worker_cpu_ms": used.get("workers", 0.0),
+            "stack_cpu_ms": sum(used.get(g, 0.0) for g in STACK_GROUPS), **counters}
 
 
 def main() -> None:
@@ -360,30 +387,49 @@ def main() -> None:
               f"fetch wait {settings.fetch_max_wait_ms} ms; {args.rounds} rounds; "
               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         worker_pids = {w.process.pid for w in workers}
+        results: dict[str, dict[str, float]] = {}
         for label, photos in sets.items():
             tag = label.replace(" ", "")
             # Warm the workers as the pure loop warms its processes (lazy models, caches).
             run_batch(urls, settings, photos[: 2 * len(workers)], tag + "-warm")
-            ratios, steadies, rates = [], [], []
+            rounds = []
             for r in range(args.rounds):
-                pipeline, pure, steady, spent, pure_cpu = measure_round(
-                    urls, settings, photos, f"{tag}-r{r}", worker_pids, worker_cpus)
-                ratios.append(pipeline / pure)
-                steadies.append(steady / pure)
-                rates.append(pipeline)
-                print(f"{label:12s} round {r + 1}: pipeline {pipeline:5.2f} images/s, pure "
-                      f"{pure:5.2f} -> ratio {pipeline / pure:.2f} (steady state, 10-90% of "
-                      f"completions: {steady / pure:.2f})")
-                print(f"{'':12s}   CPU ms per photo: pure loop {pure_cpu * 1000:.0f}; "
-                      f"pipeline {spent}")
-            print(f"{label:12s} median ratio {statistics.median(ratios):.2f} over "
-                  f"{args.rounds} rounds (range {min(ratios):.2f}-{max(ratios):.2f}; steady "
-                  f"state {statistics.median(steadies):.2f}); target >= 0.85")
-            rate = statistics.median(rates)
+                m = measure_round(urls, settings, photos, f"{tag}-r{r}", worker_pids,
+                                  worker_cpus)
+                rounds.append(m)
+                print(f"{label:12s} round {r + 1}: pipeline {m['pipeline']:5.2f} photos/s "
+                      f"(steady state {m['steady']:5.2f}), pure loop {m['pure']:5.2f}")
+                print(f"{'':12s}   CPU ms per photo: pure loop {m['pure_cpu_ms']:.0f}; "
+                      f"pipeline {m['spent']}")
+                print(f"{'':12s}   per photo: {m['s3 requests']:.1f} object-store requests, "
+                      f"{m['messages produced']:.1f} Kafka messages produced, "
+                      f"{m['messages consumed']:.1f} consumed")
+            median = {k: statistics.median(m[k] for m in rounds)
+                      for k in ("pipeline", "pure", "pure_cpu_ms", "worker_cpu_ms",
+                                "stack_cpu_ms")}
+            rate = median["pipeline"]
             _, _, latencies = run_batch(urls, settings, photos, tag + "-half", rate=rate / 2)
             cut = statistics.quantiles(latencies, n=20)
+            median["p95_ms"] = cut[18] * 1000
+            print(f"{label:12s} median of {args.rounds}: pipeline {rate:.2f} photos/s, pure "
+                  f"{median['pure']:.2f}; worker CPU {median['worker_cpu_ms']:.0f} ms/photo "
+                  f"vs pure {median['pure_cpu_ms']:.0f} "
+                  f"({median['worker_cpu_ms'] / median['pure_cpu_ms']:.2f}x); stack "
+                  f"{median['stack_cpu_ms']:.0f} ms/photo")
             print(f"{'':12s} at half load ({rate / 2:.1f}/s): upload->completed "
-                  f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {cut[18] * 1000:.0f} ms")
+                  f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                  f"p95 {median['p95_ms']:.0f} ms")
+            results[label] = median
+        seller, mp = results.get("seller-size"), results.get("1 MP")
+
+        def fmt(m, key, spec=".1f"):
+            return format(m[key], spec) if m else "-"
+
+        ratio = statistics.mean(m["worker_cpu_ms"] / m["pure_cpu_ms"] for m in results.values())
+        stack = statistics.mean(m["stack_cpu_ms"] for m in results.values())
+        print(f"pipeline: sellers {fmt(seller, 'pipeline')}/s, 1MP {fmt(mp, 'pipeline')}/s; "
+              f"pure: sellers {fmt(seller, 'pure')}/s, 1MP {fmt(mp, 'pure')}/s; "
+              f"worker/pure CPU {ratio:.2f}; stack CPU {stack:.0f} ms/photo")
     finally:
         restore_affinity(saved)
         for worker in workers:

@@ -25,6 +25,7 @@ from obstore.store import S3Store
 
 from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
 from services.object_cache import ObjectCache
+from streams.metrics import OBJECT_REQUESTS
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ class ObjectStore:
         conditional PUT (``If-None-Match: *``, S3's atomic create-only write) instead of a
         HEAD then a PUT: one round trip, and no window between the check and the write.
         """
+        OBJECT_REQUESTS.labels("put").inc()
         written = await self.objects.put(uri, data, content_type, create_only=True)
         if keep:
             self.cache.put(str(uri), data)
@@ -132,17 +134,20 @@ class ObjectStore:
     async def put(self, uri: ObjectUri, data: bytes, content_type: str, *,
                   keep: bool = False) -> None:
         """Write (or overwrite) an object: stable aliases and intermediates."""
+        OBJECT_REQUESTS.labels("put").inc()
         await self.objects.put(uri, data, content_type, create_only=False)
         if keep:
             self.cache.put(str(uri), data)
 
     async def exists(self, uri: ObjectUri) -> bool:
+        OBJECT_REQUESTS.labels("head").inc()
         return await self.objects.exists(uri)
 
     async def get(self, uri: ObjectUri, *, keep: bool = False) -> bytes:
         """The object's bytes; ``keep``: immutable, so served from and kept in the cache."""
         if keep and (cached := self.cache.get(str(uri))) is not None:
             return cached
+        OBJECT_REQUESTS.labels("get").inc()
         data = await self.objects.get(uri)
         if keep:
             self.cache.put(str(uri), data)
@@ -150,11 +155,13 @@ class ObjectStore:
 
     async def keys(self, bucket: str, prefix: str) -> list[str]:
         """Every key under ``prefix`` (deletion and audits; never on the hot path)."""
+        OBJECT_REQUESTS.labels("list").inc()
         return await self.objects.keys(bucket, prefix)
 
     async def delete(self, uri: ObjectUri) -> None:
         """Remove an object (a missing one is not an error) and forget any cached copy."""
         self.cache.forget(str(uri))
+        OBJECT_REQUESTS.labels("delete").inc()
         await self.objects.delete(uri)
 
     def close(self) -> None:

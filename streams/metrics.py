@@ -31,6 +31,11 @@ DEAD_LETTERS = Counter(
     "Events sent to the dead-letter topic, by stage and error class.",
     ["stage", "error_class"],
 )
+OBJECT_REQUESTS = Counter(
+    "imgstream_object_requests_total",
+    "Requests this worker made to the object store (cache hits are not requests).",
+    ["operation"],
+)
 EVENTS_EMITTED = Counter(
     "imgstream_events_emitted_total",
     "Events produced, by event type.",
