@@ -46,8 +46,8 @@ _usage_in_flight: dict[str, list[dict[str, Any]]] = {}
 _request_locks: dict[str, asyncio.Lock] = {}
 
 
-def _decode(data: bytes) -> np.ndarray:
-    return decode_image(data).bgr
+def _decode(data: bytes, max_side: int) -> np.ndarray:
+    return decode_image(data, max_side).bgr  # no larger than the largest rendition
 
 
 def _usage(step: dict[str, Any], invocation: ModelInvocation | None, attempts: int,
@@ -152,7 +152,8 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     usage = _usage_in_flight.setdefault(approval.request_id, [])
     usage.clear()  # a retry of the whole event starts again (paid calls come from the cache)
     data = await store.get(original_uri(plan["source_uri"], worker.settings), keep=True)
-    bgr = await loop.run_in_executor(image_pool, _decode, data)
+    max_side = worker.profile_for(approval.plan["profile"]).outputs.large_max_side
+    bgr = await loop.run_in_executor(image_pool, _decode, data, max_side)
     results: list[StepResult] = []
     unspent = to_micros(approval.reserved_usd)
     for step in sorted(plan["steps"], key=lambda s: s["order"]):

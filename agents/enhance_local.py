@@ -26,8 +26,8 @@ from streams.trust import original_uri
 STAGE = "enhance_local"
 
 
-def _enhance(data: bytes, steps: list[dict]) -> tuple[np.ndarray, list[dict]]:
-    bgr = decode_image(data).bgr
+def _enhance(data: bytes, steps: list[dict], max_side: int) -> tuple[np.ndarray, list[dict]]:
+    bgr = decode_image(data, max_side).bgr  # no larger than the largest rendition
     result, step_results = apply_plan(bgr, steps)
     return result, [r.as_dict() for r in step_results]
 
@@ -41,8 +41,9 @@ async def enhance_plan(plan: EnhancementPlan, worker: Worker) -> None:
         store = worker.resources.store
         data = await store.get(original_uri(plan.source_uri, worker.settings), keep=True)
         loop = asyncio.get_running_loop()
+        max_side = worker.profile_for(plan.profile).outputs.large_max_side
         pixels, steps = await loop.run_in_executor(worker.image_pool, _enhance, data,
-                                                   plan.steps)
+                                                   plan.steps, max_side)
         # finalize takes the pixels from this process (or enhances again where it runs):
         # the intermediate's key is named but never written for a local plan.
         worker.handoff.leave(plan.job_id, pixels)

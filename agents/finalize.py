@@ -49,8 +49,9 @@ async def enhanced_image(enhanced: ImageEnhanced, original: bytes, worker: Worke
         uri = intermediate_uri(enhanced.enhanced_uri, enhanced.job_id, worker.settings)
         return await worker.resources.store.get(uri)
     loop = asyncio.get_running_loop()
+    max_side = worker.profile_for(enhanced.profile).outputs.large_max_side
     return await loop.run_in_executor(worker.image_pool, enhance_again, original,
-                                      enhanced.plan["steps"])
+                                      enhanced.plan["steps"], max_side)
 
 
 async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:

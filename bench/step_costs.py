@@ -3,7 +3,8 @@
     .venv/bin/python bench/step_costs.py [--count 60] [--against /path/to/other/checkout]
 
 Runs ``imaging.local_path.process_locally`` (what assess, route, enhance_local and
-finalize compute) over the photos in one process pinned to one core, under cProfile, and
+finalize compute) over seller photos (~0.2 MP), generated 1 MP photos and a few generated
+12 MP (4000x3000) photos, in one process pinned to one core, under cProfile, and
 prints for each step: ms per call, calls per photo, and ms per photo (their product), plus
 the CPU ms per photo of the whole path. ``--against`` runs the same measurement on another
 checkout (e.g. a worktree of an earlier commit) in a subprocess and prints both side by
@@ -44,13 +45,28 @@ STEPS = [
 ]
 
 
+def large_photos(count: int) -> list[bytes]:
+    """12 MP camera-size JPEGs (4000x3000) of the generated scenes."""
+    import cv2
+    import numpy as np
+
+    from imaging.samples import render_product_scene
+
+    rng = np.random.default_rng(12)
+    combos = [("mug", "wood"), ("sneaker", "desk"), ("box", "white")]
+    return [cv2.imencode(".jpg", render_product_scene(rng, product=p, background=b,
+                                                      width=4000, height=3000),
+                         [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for p, b in (combos[i % len(combos)] for i in range(count))]
+
+
 def photo_sets(count: int) -> dict[str, list[bytes]]:
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(len(sys.path), str(HERE))  # after the checkout being measured
     from bench.pipeline_bench import SELLERS, megapixel_photos
 
     sellers = sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))[:count]
     return {"sellers": [Path(p).read_bytes() for p in sellers],
-            "1 MP": megapixel_photos(count)}
+            "1 MP": megapixel_photos(count), "12 MP": large_photos(max(3, count // 10))}
 
 
 def measure(count: int) -> dict[str, dict]:
@@ -111,7 +127,7 @@ def main() -> None:
             env={**os.environ, "PYTHONPATH": str(args.against.resolve())})
         runs = {str(args.against): json.loads(out.stdout.strip().splitlines()[-1]), **runs}
     names = list(runs)
-    for photo_set in ("sellers", "1 MP"):
+    for photo_set in ("sellers", "1 MP", "12 MP"):
         print(f"\n{photo_set}: ms per call x calls per photo = ms per photo (one core)")
         header = "".join(f"  {n[-28:]:>30}" for n in names)
         print(f"  {'step':<26}{header}")
@@ -125,7 +141,8 @@ def main() -> None:
         totals = "".join(f"  {runs[n][photo_set]['cpu_ms']:>27.1f} ms" for n in names)
         print(f"  {'CPU per photo (profiled)':<26}{totals}")
     summary = ", ".join(f"{n}: sellers {runs[n]['sellers']['cpu_ms']:.0f} ms, "
-                        f"1MP {runs[n]['1 MP']['cpu_ms']:.0f} ms" for n in names)
+                        f"1MP {runs[n]['1 MP']['cpu_ms']:.0f} ms, "
+                        f"12MP {runs[n]['12 MP']['cpu_ms']:.0f} ms" for n in names)
     print(f"\nsteps: {summary}")
 
 

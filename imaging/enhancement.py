@@ -56,10 +56,10 @@ def apply_plan(bgr: np.ndarray, steps: list[dict[str, Any]]) -> tuple[np.ndarray
     return bgr, results
 
 
-def enhance_again(original: bytes, steps: list[dict[str, Any]]) -> np.ndarray:
+def enhance_again(original: bytes, steps: list[dict[str, Any]], max_side: int) -> np.ndarray:
     """A local plan's result made again from the original (local steps are
     deterministic): finalize's fallback when the pixels were made in another process."""
-    result, _ = apply_plan(decode_image(original).bgr, steps)
+    result, _ = apply_plan(decode_image(original, max_side).bgr, steps)
     return result
 
 

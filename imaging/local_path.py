@@ -25,7 +25,9 @@ class LocalResult:
 
 def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> LocalResult:
     """One photo through assess, route, enhance and finalize, decoded once."""
-    source = decode_image(data)
+    # Decoded once, no larger than the largest rendition (a DCT-scaled decode for big
+    # JPEGs): nothing larger is ever published, so no step works on more pixels.
+    source = decode_image(data, profile.outputs.large_max_side)
     working = (None if max(source.bgr.shape[:2]) > profile.assessment.working_max_side
                else source)  # a small photo's working copy is the photo itself
     before = assess_quality(data, profile, decoded=working)

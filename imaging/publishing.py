@@ -61,7 +61,7 @@ def renditions_of_original(original: bytes, profile: Profile,
     """The original's renditions, and whether its large JPEG is the original's own pixels.
     ``source``: its decoded pixels, when already in hand."""
     if source is None:
-        source = decode_image(original).bgr
+        source = decode_image(original, profile.outputs.large_max_side).bgr
     renditions = render_outputs(source, profile.outputs)
     clean = lossless_large(original, profile)
     if clean is not None:
@@ -153,8 +153,8 @@ def publish(original: bytes, enhanced: np.ndarray | None, before_score: float,
             before: QualityReport | None = None) -> Publication:
     """Renditions to publish; ``enhanced=None`` means the plan skipped enhancement.
     ``source``: the original's decoded pixels, when the caller has them."""
-    if source is None:
-        source = decode_image(original).bgr
+    if source is None:  # nothing larger than the large rendition is ever published
+        source = decode_image(original, profile.outputs.large_max_side).bgr
     if enhanced is None:
         return publish_original(original, profile, None, source=source, before=before)
     result = publish_enhanced(enhanced, source, before_score, steps, profile)
