@@ -57,7 +57,7 @@ from streams.settings import Settings
 
 SELLERS = Path(os.environ.get("IMGSTREAM_SHARED", Path(__file__).resolve().parents[2] /
                               "shared")) / "images" / "sellers"
-PORTS = (16366, 16367)
+PORTS = (16366, 16367, 16368)
 
 
 def megapixel_photos(count: int) -> list[bytes]:
@@ -269,8 +269,8 @@ def run_batch(base_urls: list[str], settings: Settings, photos: list[bytes], lab
     return throughput, steady, [done[i] - sent[i] for i in sent]
 
 
-def start_bench_workers(label: str, pinned: bool = False, cpus: set[int] | None = None
-                        ) -> tuple[Settings, list[WorkerProcess]]:
+def start_bench_workers(label: str, pinned: bool = False, cpus: set[int] | None = None,
+                        count: int = 2) -> tuple[Settings, list[WorkerProcess]]:
     """The embedded stack plus two local-path workers in a namespace of their own, ready.
 
     Returns the namespace's settings (for queries and clean-up) and the workers. Worker i
@@ -284,10 +284,10 @@ def start_bench_workers(label: str, pinned: bool = False, cpus: set[int] | None 
            "IMGSTREAM_AI_ENABLED": "false"}
     cores = sorted(os.sched_getaffinity(0))
     placement = [str(cores[i % len(cores)]) if pinned else
-                 ",".join(map(str, sorted(cpus))) if cpus else "" for i in range(len(PORTS))]
+                 ",".join(map(str, sorted(cpus))) if cpus else "" for i in range(count)]
     workers = [start_worker(port, base.logs_dir / f"worker-{label}-{run}-{port}.log",
                             env={**env, "IMGSTREAM_CPU_SET": placement[i]})
-               for i, port in enumerate(PORTS)]
+               for i, port in enumerate(PORTS[:count])]
     try:
         for worker in workers:
             worker.wait_ready(120)
@@ -357,6 +357,8 @@ def main() -> None:
     parser.add_argument("--sellers", type=int, default=120)
     parser.add_argument("--megapixel", type=int, default=120)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, choices=(1, 2, 3), default=2,
+                        help="worker processes (scaling out: compare 1 with 2)")
     parser.add_argument("--pinned", action="store_true",
                         help="pin worker i to core i, as process i of the pure loop "
                              "(default: the OS places the workers' threads)")
@@ -369,7 +371,8 @@ def main() -> None:
     worker_cpus = set(cpus[1:]) if args.stack_core else None
     if args.stack_core and len(cpus) < 2:
         raise SystemExit("--stack-core needs at least two cores")
-    settings, workers = start_bench_workers("bench", pinned=args.pinned, cpus=worker_cpus)
+    settings, workers = start_bench_workers("bench", pinned=args.pinned, cpus=worker_cpus,
+                                            count=args.workers)
     saved = {}
     if args.stack_core:
         saved = pin_stack({cpus[0]})
