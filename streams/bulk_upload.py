@@ -113,6 +113,7 @@ async def upload_one(
                 except ValueError:
                     body = {"reason": (await response.text())[:200]}
                 status = response.status
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError) as exc:
             last = UploadOutcome(path, "failed", None, {"reason": str(exc) or type(exc).__name__},
                                  attempt)
@@ -123,9 +124,20 @@ async def upload_one(
             if status < 500 and status != 429:
                 return UploadOutcome(path, "rejected", status, body, attempt)
             last = UploadOutcome(path, "failed", status, body, attempt)
+            if status == 429:  # rate limited: come back when the API says, not sooner
+                await asyncio.sleep(max(retry_after, 0.5 * 2 ** (attempt - 1)))
+                continue
         await asyncio.sleep(0.5 * 2 ** (attempt - 1))
     assert last is not None
     return last
+
+
+def _seconds(retry_after: str | None) -> float:
+    """A Retry-After header in seconds (an HTTP date or garbage counts as one second)."""
+    try:
+        return max(0.0, float(retry_after or 1))
+    except ValueError:
+        return 1.0
 
 
 async def run_bulk_upload(

@@ -395,7 +395,7 @@ def register(worker: Worker) -> None:
             wait = limiter.retry_after(client_of(request))
             if wait:
                 UPLOADS.labels("rejected", "rate_limited").inc()
-                message = f"Too many uploads; retry in {wait:.1f} s."
+                message = f"Too many uploads; retry in {max(wait, 0.01):.2f} s."
                 return web.json_response(
                     {"error": "rate_limited", "message": message, "reason": message},
                     status=429, headers=retry_after_header(wait))

@@ -21,7 +21,7 @@ from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
 from profiles import load_profile
 from tests.conftest import MEASURED, _drop_namespace, run_query
-from tests.e2e.test_ai_budget import Emulator
+from tests.e2e.test_ai_budget import Emulator, ai_eligible_photos
 from tests.openapi_check import check_response, documented_routes
 from tests.polling import wait_for
 
@@ -52,7 +52,8 @@ class Api:
     def __init__(self, base: str, settings, emulator: Emulator) -> None:
         self.base, self.settings, self.emulator = base, settings, emulator
         self.seller = f"api-{uuid.uuid4().hex[:6]}"
-        self.ids: list[str] = []
+        self.ids: list[str] = []  # seller photos
+        self.ai_ids: list[str] = []  # photos the default profile would enhance with AI
 
     def call(self, method: str, path: str, key: str | None = ADMIN, check: bool = True,
              **kwargs) -> requests.Response:
@@ -90,7 +91,9 @@ def api(stack, tmp_path_factory):
     env = {**namespace_env("api", run), "IMGSTREAM_PROFILES_DIR": str(profiles),
            "IMGSTREAM_BEDROCK_ENDPOINT": f"http://127.0.0.1:{EMULATOR_PORT}",
            "IMGSTREAM_API_KEYS": UPLOADER, "IMGSTREAM_ADMIN_KEYS": ADMIN,
-           "IMGSTREAM_BATCH_WINDOW": "1", "IMGSTREAM_WEB_PORT": str(WORKER_PORT)}
+           "IMGSTREAM_BATCH_WINDOW": "1", "IMGSTREAM_WEB_PORT": str(WORKER_PORT),
+           # No AI money at first: every photo's first pass is local; a test raises it.
+           "IMGSTREAM_BUDGET_DAILY_CAP_USD": "0"}
     scoped = namespaced(settings, env)
     emulator = Emulator(EMULATOR_PORT, settings.logs_dir / f"emulator-api-{run}.log", env)
     worker = start_worker(WORKER_PORT, settings.logs_dir / f"worker-api-{run}.log", env=env)
@@ -105,8 +108,15 @@ def api(stack, tmp_path_factory):
                                    files={"file": (path.name, path.read_bytes())})
             assert response.status_code == 201, response.text
             client.ids.append(response.json()["image_id"])
+        for i, data in enumerate(ai_eligible_photos(3, seed=23)):
+            response = client.call("POST", "/api/images/upload", key=UPLOADER,
+                                   data={"seller_id": client.seller, "sku_id": f"ai-{i}"},
+                                   files={"file": (f"ai-{i}.jpg", data)})
+            assert response.status_code == 201, response.text
+            client.ai_ids.append(response.json()["image_id"])
+        everything = client.ids + client.ai_ids
         wait_for(lambda: all(s in ("completed", "skipped")
-                             for s in client.statuses(client.ids).values()), 240)
+                             for s in client.statuses(everything).values()), 240)
         yield client
     finally:
         worker.stop()
@@ -186,7 +196,7 @@ def test_the_list_filters_and_pages_without_gaps_or_repeats(api):
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(set(api.ids)) and len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(api.ids + api.ai_ids) and len(seen) == len(set(seen))
     assert pages == 3
     everything = api.call("GET", "/api/images", params={"seller_id": api.seller,
                                                         "limit": "200"}).json()["items"]
@@ -297,6 +307,44 @@ def test_a_cancelled_batch_sends_nothing_more_and_pays_nothing_more(api):
                                 f"cancelled, {received} AI calls after the batch began")
 
 
+def test_a_cancelled_batch_pays_only_for_the_photo_already_sent(api):
+    """AI photos whose first pass had no budget: under premium with money, each one sent
+    calls Bedrock; after the cancel, the photos not sent are never assessed or paid."""
+    assert api.query("SELECT COUNT(*) AS n FROM ai_usage_logs")[0]["n"] == 0
+    assert api.call("PUT", "/api/budget/caps", json={"daily_cap_usd": 5.0}).status_code == 202
+    wait_for(lambda: api.call("GET", "/api/stats/costs").json()["cap_usd"] == 5.0, 30)
+    received_before = api.emulator.stats()["totals"]["received"]
+    created = api.call("POST", "/api/batch/enhance",
+                       json={"image_ids": api.ai_ids, "profile": "premium"})
+    batch_id = created.json()["batch_id"]
+
+    def started():
+        counts = api.call("GET", f"/api/batch/{batch_id}/status").json()["counts"]
+        return counts["in_flight"] + counts["completed"] + counts["skipped"]
+
+    wait_for(started, 30, interval=0.05)
+    assert api.call("POST", f"/api/batch/{batch_id}/cancel").status_code == 200
+    status = wait_for(lambda: (lambda s: s if not s["counts"]["in_flight"] else None)(
+        api.call("GET", f"/api/batch/{batch_id}/status").json()), 180)
+    results = api.call("GET", f"/api/batch/{batch_id}/results").json()["items"]
+    sent = [i["image_id"] for i in results if i["state"] != "cancelled"]
+    never = [i["image_id"] for i in results if i["state"] == "cancelled"]
+    assert len(sent) == 1 and len(never) == 2, results  # the window is one photo
+    received = api.emulator.stats()["totals"]["received"] - received_before
+    paid = api.query("SELECT u.image_id, u.attempts, u.cost_usd FROM ai_usage_logs u"
+                     " JOIN enhancement_jobs j ON j.job_id = u.job_id"
+                     " WHERE j.profile_name = 'premium'")
+    assert received >= 1 and received == sum(r["attempts"] for r in paid)
+    assert {r["image_id"] for r in paid} == set(sent)
+    marks = ", ".join(["%s"] * len(never))
+    assert api.query(f"SELECT 1 FROM quality_metrics WHERE profile_name = 'premium' AND"
+                     f" image_id IN ({marks})", tuple(never)) == []
+    assert status["spend_usd"] == pytest.approx(float(sum(r["cost_usd"] for r in paid)))
+    MEASURED["batch cancel with AI"] = (f"1 photo sent ({received} Bedrock calls, "
+                                        f"${status['spend_usd']:.2f}), 2 cancelled: 0 calls")
+    api.call("PUT", "/api/budget/caps", json={"daily_cap_usd": 0.0})
+
+
 def test_delete_removes_objects_rows_and_aliases_and_a_reupload_works(api):
     image_id = api.ids[0]
     doc = api.call("GET", f"/api/images/{image_id}").json()
@@ -331,8 +379,8 @@ def test_statistics_and_pipeline_views(api):
     logged = api.query("SELECT COUNT(*) AS n FROM ai_usage_logs")[0]["n"]
     assert usage["totals"]["calls"] == logged
     quality = api.call("GET", "/api/stats/quality", params={"seller_id": api.seller}).json()
-    assert quality["photos"] == len(api.ids)
-    assert sum(quality["tiers"]["before"].values()) == len(api.ids)
+    assert quality["photos"] == len(api.ids) + len(api.ai_ids)
+    assert sum(quality["tiers"]["before"].values()) == quality["photos"]
     assert api.call("GET", "/api/stats/usage", params={"days": "0"}).status_code == 400
     pipeline = api.call("GET", "/api/pipeline").json()
     assert {"assess", "route", "finalize", "mysql_sink"} <= {a["name"] for a in
