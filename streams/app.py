@@ -110,7 +110,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
     import cv2
 
     from agents import ALL_STAGES
-    from streams import faust_fixes, ingest, kafka_tuning, web
+    from streams import faust_fixes, ingest, kafka_tuning, recovery, web
 
     settings = settings or get_settings()
     profile, catalog = load_configuration(settings)
@@ -148,6 +148,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
         stage.register(worker)
     ingest.register(worker)
     web.register(worker)
+    recovery.register(worker)
     return worker
 
 

@@ -28,6 +28,7 @@ from imaging.validation import UploadLimits, ValidatedImage, check_filename, val
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.auth import ADMIN, UPLOADER, RateLimiter, authorized, client_of, retry_after_header
+from streams.broker_loss import UNFINISHED
 from streams.http_status import rejection_status
 from streams.metrics import UPLOAD_SECONDS, UPLOADS
 from streams.records import ImageUploaded, deterministic_id, image_id_for
@@ -140,13 +141,61 @@ class RetryRefused(Exception):
 async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
     """Drive a ``failed`` photo through the pipeline again, from its stored original
     (validated again, as an upload would be). Several retries at once make one event."""
-    row = await worker.resources.db.fetchone(
-        "SELECT image_id, seller_id, sku_id, product_group_id, filename, original_url,"
-        " status FROM product_images WHERE image_id = %s", (image_id,))
+    row = await _photo_row(image_id, worker)
     if row is None:
         raise RetryRefused(404, f"no photo {image_id}")
     if row["status"] != "failed":
         raise RetryRefused(409, f"photo {image_id} is {row['status']}, not failed")
+    event = await _event_from_original(row, worker)
+    if not await _claim_redrive(event, worker):
+        raise RetryRefused(409, f"photo {image_id} is being retried already")
+    await worker.send("uploaded", event)
+    return event
+
+
+async def redrive_stranded(worker: Worker, older_than: float, limit: int = 10_000
+                           ) -> list[str]:
+    """Drive again every unfinished photo whose status has not changed for ``older_than``
+    seconds (its events were lost: a broker that came back empty, a lost send), from its
+    stored original, oldest first. Ids are deterministic, so a photo that was only slow is
+    processed again harmlessly; the conditional claim lets one of several workers sweeping
+    at once re-drive each photo. Returns the ids driven again."""
+    marks = ", ".join(["%s"] * len(UNFINISHED))
+    rows = await worker.resources.db.fetchall(
+        f"SELECT image_id FROM product_images WHERE status IN ({marks}) AND updated_at <"
+        f" CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND ORDER BY updated_at LIMIT %s",
+        (*UNFINISHED, int(older_than * 1e6), limit))
+    redriven = []
+    for found in rows:
+        row = await _photo_row(found["image_id"], worker)
+        if row is None:
+            continue
+        try:
+            event = await _event_from_original(row, worker)
+        except (RetryRefused, RejectedUpload, PermanentError) as exc:
+            log.error("stranded photo %s cannot be driven again: %s", row["image_id"], exc)
+            continue
+        affected = await worker.resources.db.execute(
+            f"UPDATE product_images SET status = 'uploaded', updated_at = CURRENT_TIMESTAMP(3)"
+            f" WHERE image_id = %s AND status IN ({marks}) AND updated_at <"
+            f" CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND",
+            (event.image_id, *UNFINISHED, int(older_than * 1e6)))
+        if affected:
+            await worker.send("uploaded", event)
+            redriven.append(event.image_id)
+    if redriven:
+        log.warning("drove %d stranded photos through the pipeline again", len(redriven))
+    return redriven
+
+
+async def _photo_row(image_id: str, worker: Worker) -> dict[str, Any] | None:
+    return await worker.resources.db.fetchone(
+        "SELECT image_id, seller_id, sku_id, product_group_id, filename, original_url,"
+        " status FROM product_images WHERE image_id = %s", (image_id,))
+
+
+async def _event_from_original(row: dict[str, Any], worker: Worker) -> ImageUploaded:
+    """The ImageUploaded of a recorded photo, made again from its stored original."""
     uri = original_uri(row["original_url"], worker.settings)
     data = await worker.resources.store.get(uri)
     loop = asyncio.get_running_loop()
@@ -154,11 +203,8 @@ async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
         None, partial(validate_image, data, upload_limits(worker.settings)))
     event = uploaded_event(image, uri, row["seller_id"], row["sku_id"],
                            row["product_group_id"], row["filename"])
-    if event.image_id != image_id:
-        raise RetryRefused(409, f"photo {image_id}: its original does not match its row")
-    if not await _claim_redrive(event, worker):
-        raise RetryRefused(409, f"photo {image_id} is being retried already")
-    await worker.send("uploaded", event)
+    if event.image_id != row["image_id"]:
+        raise RetryRefused(409, f"photo {row['image_id']}: its original does not match its row")
     return event
 
 
@@ -330,6 +376,26 @@ def register(worker: Worker) -> None:
                 return _error("conflict", str(exc), 409)
             return web.json_response({"image_id": event.image_id, "status": "uploaded"},
                                      status=202)
+
+    @worker.app.page("/api/images/retry-stranded")
+    class RetryStrandedView(faust.web.View):
+        """POST (admin) ``?older_than=SECONDS`` (default 600): drive again every unfinished
+        photo whose status has not changed for that long (its events were lost)."""
+
+        async def post(self, request: web.Request) -> web.Response:
+            if not authorized(request, worker.settings, ADMIN):
+                return _error("unauthorized", "An admin key is required (X-API-Key).", 401)
+            try:
+                older_than = float(request.query.get("older_than", "600"))
+            except ValueError:
+                older_than = -1.0
+            if not 0 <= older_than <= 30 * 86400:
+                return _error("invalid_field", "older_than is seconds, 0 to 2592000.", 400)
+            try:
+                ids = await redrive_stranded(worker, older_than)
+            except RetryableError as exc:
+                return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
+            return web.json_response({"redriven": ids, "count": len(ids)}, status=202)
 
     limiter = RateLimiter(worker.settings.upload_rate_per_second, worker.settings.upload_burst)
 
