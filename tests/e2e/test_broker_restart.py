@@ -12,6 +12,7 @@ within the cap.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.e2e
 BROKER_PORT = 19591
 WORKER_PORT = 16591
 EMULATOR_PORT = 16592
-CAP = 0.25
+CAP = 0.12  # binds: the 6 AI-eligible photos would spend $0.18
 DOWN_SECONDS = 5.0
 SELLERS = Path(__file__).resolve().parents[3] / "shared" / "images" / "sellers"
 
@@ -82,7 +83,11 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
     broker = Broker(settings.logs_dir / f"broker-restart-{run}.log", port=BROKER_PORT)
     emulator = Emulator(EMULATOR_PORT, settings.logs_dir / f"emulator-restart-{run}.log", env)
     log = settings.logs_dir / f"worker-restart-{run}.log"
-    photos = seller_photos(16) + ai_eligible_photos(6, seed=91)
+    # AI-eligible photos spread through the batch, so money is spent on both sides of
+    # the restart.
+    photos = seller_photos(16)
+    for i, photo in enumerate(ai_eligible_photos(6, seed=91)):
+        photos.insert(i * 4, photo)
     broker.start()
     worker = start_worker(WORKER_PORT, log, env=env)
     try:
@@ -120,17 +125,26 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
     try:
         assert sum(n for s, n in at_stop.items() if s not in ("completed", "skipped")) > 0
         assert "failed" not in _statuses(scoped, ids)
+        assert run_query(scoped, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
+        text = log.read_text(errors="replace")
+        assert "starting this worker again" in text
+        redriven = re.search(r"drove (\d+) photos stranded by the broker loss", text)
+        assert redriven and int(redriven.group(1)) > 0
         jobs = run_query(scoped, "SELECT COUNT(*) AS n, COUNT(DISTINCT image_id) AS d FROM"
                                  " enhancement_jobs")[0]
         assert jobs["n"] == jobs["d"] == len(ids)
         usage = run_query(scoped, "SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM"
                                   " ai_usage_logs")[0]
         assert micros(bill["billed_usd"]) <= micros(CAP)
+        assert table["downgraded_requests"] > 0, "the cap never bound: it is not tested"
         assert micros(table["settled_usd"]) == micros(bill["billed_usd"]), (table, bill)
         assert micros(usage["usd"]) == micros(bill["billed_usd"]), (usage, bill)
         MEASURED[f"broker restarted empty under a running worker, {len(ids)} photos"] = (
-            f"seen down by /api/health in {seen_down:.1f}s; {at_stop} at the stop; all "
-            f"completed {recovered:.0f}s after the restart; billed ${bill['billed_usd']:.2f}"
-            f" = settled ${table['settled_usd']:.2f} (cap ${CAP:.2f})")
+            f"/api/health said the broker was down {seen_down:.1f}s after the crash; {at_stop}"
+            f" at the crash; the worker started itself again and re-drove "
+            f"{redriven.group(1)} stranded photos; all completed once {recovered:.0f}s after "
+            f"the restart, none failed, no dead letters; billed ${bill['billed_usd']:.2f} = "
+            f"settled ${table['settled_usd']:.2f} = ai_usage_logs (cap ${CAP:.2f}, "
+            f"{table['downgraded_requests']} requests downgraded)")
     finally:
         asyncio.run(_drop_namespace(scoped))

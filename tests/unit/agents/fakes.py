@@ -4,6 +4,7 @@ logic; the real services are exercised by the integration and e2e tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -48,14 +49,32 @@ class FakeDatabase:
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple]] = []
         self.rows: list[dict] = []  # what fetchall answers
+        self.one: dict | None = None  # what fetchone answers
 
     async def fetchall(self, sql: str, args: Any = None) -> list[dict]:
         self.statements.append((sql, tuple(args or ())))
         return list(self.rows)
 
+    async def fetchone(self, sql: str, args: Any = None) -> dict | None:
+        self.statements.append((sql, tuple(args or ())))
+        return self.one
+
     async def execute(self, sql: str, args: Any = None) -> int:
         self.statements.append((sql, tuple(args or ())))
         return 1
+
+    @contextlib.asynccontextmanager
+    async def transaction(self):
+        yield _FakeConnection(self)
+
+
+class _FakeConnection:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    @contextlib.asynccontextmanager
+    async def cursor(self):
+        yield self.db  # its execute records the statement
 
 
 class FakeResources:
