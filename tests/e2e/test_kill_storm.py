@@ -22,9 +22,11 @@ import uuid
 from collections import defaultdict
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
+from streams.topics import TOPIC_SPECS
 from tests.conftest import MEASURED, _drop_namespace, run_query
 from tests.e2e.test_ai_budget import (
     Emulator,
@@ -47,6 +49,20 @@ KILLS = 10
 CAP = 0.30
 
 
+def committed_offsets(settings) -> int:
+    """The sum of the offsets the worker's group has committed on the namespace's topics
+    (an OffsetFetch: reading them does not join the group)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": settings.app_id, "enable.auto.commit": False})
+    try:
+        partitions = [TopicPartition(settings.topic_name(spec.name), p)
+                      for spec in TOPIC_SPECS.values()
+                      for p in range(spec.partitions or settings.topic_partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
+
+
 @pytest.mark.skipif(not SELLERS.is_dir(), reason=f"no seller photos at {SELLERS}")
 def test_ten_sigkills_at_random_points_of_one_batch(stack):
     _, settings = stack
@@ -66,7 +82,8 @@ def test_ten_sigkills_at_random_points_of_one_batch(stack):
     photos = seller_photos(22) + ai_eligible_photos(8, seed=seed % 1000)
     started = time.monotonic()
     worker = start_worker(WORKER_PORT, log, env=env)
-    kills: list[tuple[float, int]] = []  # (delay after ready, photos completed at the kill)
+    # (delay after ready, photos completed, offsets committed) at each kill
+    kills: list[tuple[float, int, int]] = []
     try:
         worker.wait_ready(120)
         worker.wait_log("[^Worker]: Ready", 120)
@@ -74,10 +91,10 @@ def test_ten_sigkills_at_random_points_of_one_batch(stack):
         for _ in range(KILLS):
             delay = rng.uniform(0.3, 3.0)
             time.sleep(delay)  # the random point of the batch where this life ends
-            done = completed_count(scoped, ids)
+            done, committed = completed_count(scoped, ids), committed_offsets(scoped)
             os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.wait(10)
-            kills.append((round(delay, 2), done))
+            kills.append((round(delay, 2), done, committed))
             worker = start_worker(WORKER_PORT, log, env=env)
             worker.wait_log("[^Worker]: Ready", 120)
         try:
@@ -93,10 +110,12 @@ def test_ten_sigkills_at_random_points_of_one_batch(stack):
         emulator.stop()
     elapsed = time.monotonic() - started
     try:
-        print(f"seed {seed}; kills (delay s, completed) {kills}")
+        print(f"seed {seed}; kills (delay s, completed, offsets committed) {kills}")
         in_flight = [k for k in kills if k[1] < len(ids)]
-        # Kills must hit the batch, some of them after photos completed (offsets committed).
-        assert len(in_flight) >= 3 and any(k[1] > 0 for k in in_flight), kills
+        # Kills must hit the batch, and not only before anything was committed: some land
+        # after partitions committed offsets, with photos completed and others in flight.
+        assert len(in_flight) >= 3, kills
+        assert sum(1 for k in in_flight if k[1] > 0 and k[2] > 0) >= 3, kills
         marks = ", ".join(["%s"] * len(ids))
         statuses = run_query(scoped, f"SELECT status, COUNT(*) AS n FROM product_images WHERE"
                                      f" image_id IN ({marks}) GROUP BY status", ids)
@@ -131,7 +150,8 @@ def test_ten_sigkills_at_random_points_of_one_batch(stack):
         assert settled <= micros(CAP) and billed <= micros(CAP)
         MEASURED[f"{KILLS} SIGKILLs in one batch of {len(ids)} photos (seed {seed})"] = (
             f"{len(in_flight)} kills hit unfinished photos (completed at each kill: "
-            f"{[k[1] for k in kills]}); all completed once, none failed, {redelivered} "
+            f"{[k[1] for k in kills]}; offsets committed: {[k[2] for k in kills]}); all "
+            f"completed once, none failed, {redelivered} "
             f"redelivered completion copies (same event id); billed ${bill['billed_usd']:.2f}"
             f" ({bill['billed']} calls), settled ${table['settled_usd']:.2f} "
             f"({unconfirmed['n']} unconfirmed), cap ${CAP:.2f}; {elapsed:.0f} s in all")
