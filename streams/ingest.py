@@ -30,7 +30,7 @@ from streams.app import Worker
 from streams.auth import ADMIN, UPLOADER, RateLimiter, authorized, client_of, retry_after_header
 from streams.broker_loss import UNFINISHED
 from streams.http_status import rejection_status
-from streams.metrics import UPLOAD_SECONDS, UPLOADS
+from streams.metrics import STRANDED_REDRIVEN, UPLOAD_SECONDS, UPLOADS
 from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.settings import Settings
 from streams.trust import original_uri
@@ -182,9 +182,8 @@ async def redrive_stranded(worker: Worker, older_than: float, limit: int = 10_00
             (event.image_id, *UNFINISHED, int(older_than * 1e6)))
         if affected:
             await worker.send("uploaded", event)
+            STRANDED_REDRIVEN.inc()
             redriven.append(event.image_id)
-    if redriven:
-        log.warning("drove %d stranded photos through the pipeline again", len(redriven))
     return redriven
 
 

@@ -27,7 +27,6 @@ from mode import Service
 from imaging.errors import RetryableError
 from streams.app import Worker
 from streams.broker_loss import LOST_AT_ENV, BrokerLossWatch, lost_at_from, stranded_age
-from streams.metrics import STRANDED_REDRIVEN
 from streams.topics import TOPIC_SPECS
 
 log = logging.getLogger(__name__)
@@ -89,10 +88,7 @@ def register(worker: Worker) -> None:
         async def _watch(self) -> None:
             while not self.should_stop:
                 await self.sleep(settings.broker_watch_seconds)
-                armed = watch.armed
                 lost = watch.observe(await list_topics(settings.kafka_bootstrap))
-                if watch.armed and not armed:
-                    log.info("broker watch: all %d topics present", len(watch.expected))
                 if lost:
                     start_again(lost)
 
@@ -101,9 +97,7 @@ def register(worker: Worker) -> None:
 
             log.warning("started again after the broker lost its topics %.0fs ago; photos "
                         "unfinished since then will be driven again", time.time() - lost_at)
-            await worker.resources.ready_with_retry()
-            while not watch.armed:  # our topics exist again: events sent now are kept
-                await self.sleep(0.5)
+            await worker.resources.ready_with_retry()  # topics are declared (on_started)
             delay = 0.5
             while not self.should_stop:
                 try:
@@ -115,6 +109,5 @@ def register(worker: Worker) -> None:
                     await self.sleep(delay)
                     delay = min(delay * 2, 30.0)
                     continue
-                STRANDED_REDRIVEN.inc(len(ids))
                 log.warning("drove %d photos stranded by the broker loss again", len(ids))
                 return
