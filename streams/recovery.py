@@ -32,8 +32,9 @@ from streams.topics import TOPIC_SPECS
 log = logging.getLogger(__name__)
 
 
-async def list_topics(bootstrap: str) -> set[str] | None:
-    """The broker's topic names; None when it cannot be listed (down, slow, refusing)."""
+async def list_topics(bootstrap: str, timeout: float = 8.0) -> set[str] | None:
+    """The broker's topic names; None when it cannot be listed within ``timeout`` seconds
+    (down, hung, partitioned, refusing)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
 
     async def listing() -> set[str]:
@@ -45,7 +46,7 @@ async def list_topics(bootstrap: str) -> set[str] | None:
                 await admin.close()
 
     try:  # bounded as a whole: a watch that hangs would watch nothing
-        return await asyncio.wait_for(listing(), 8)
+        return await asyncio.wait_for(listing(), timeout)
     except Exception:
         return None
 

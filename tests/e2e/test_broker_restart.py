@@ -148,3 +148,85 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
             f"{table['downgraded_requests']} requests downgraded)")
     finally:
         asyncio.run(_drop_namespace(scoped))
+
+
+FROZEN_BROKER_PORT = 19593
+FROZEN_WORKER_PORT = 16593
+FREEZE_SECONDS = 12.0
+
+
+@pytest.mark.skipif(not SELLERS.is_dir(), reason=f"no seller photos at {SELLERS}")
+def test_a_frozen_broker_is_reported_down_and_waited_out(stack):
+    """The broker hangs (SIGSTOP: connections open, nothing answers) while photos are in
+    flight and more are uploaded, then resumes with everything it had: health says it is
+    down while it hangs, uploads wait and are accepted, and no loss is mistaken."""
+    import os
+    import signal
+    import threading
+
+    _, settings = stack
+    run = uuid.uuid4().hex[:8]
+    env = {**namespace_env("frozen", run),
+           "IMGSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{FROZEN_BROKER_PORT}",
+           "IMGSTREAM_AI_ENABLED": "false"}
+    scoped = namespaced(settings, env)
+    broker = Broker(settings.logs_dir / f"broker-frozen-{run}.log", port=FROZEN_BROKER_PORT)
+    log = settings.logs_dir / f"worker-frozen-{run}.log"
+    photos = seller_photos(18)
+    base = f"http://127.0.0.1:{FROZEN_WORKER_PORT}"
+
+    def broker_state() -> str:
+        try:
+            return requests.get(base + "/api/health", timeout=10).json()["checks"]["broker"]
+        except (requests.RequestException, ValueError, KeyError):
+            return "no answer"
+
+    broker.start()
+    worker = start_worker(FROZEN_WORKER_PORT, log, env=env)
+    frozen = False
+    try:
+        worker.wait_ready(180)
+        worker.wait_log("[^Worker]: Ready", 180)
+        ids = upload_all(worker.base_url, photos[:12], f"frozen-{run}")
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        frozen, froze_at = True, time.monotonic()
+        at_freeze = _statuses(scoped, ids)
+        during: list[str] = []
+        uploader = threading.Thread(target=lambda: during.extend(
+            upload_all(worker.base_url, photos[12:], f"frozen-{run}", first=12)))
+        uploader.start()
+        down = wait_for(lambda: (lambda s: s != "ok" and s)(broker_state()), FREEZE_SECONDS)
+        seen_down = time.monotonic() - froze_at
+        time.sleep(max(0.0, FREEZE_SECONDS - seen_down))  # the rest of the freeze
+        os.kill(broker.process.pid, signal.SIGCONT)
+        frozen, resumed = False, time.monotonic()
+        uploader.join(120)
+        ids += during
+        try:
+            wait_for(lambda: completed_count(scoped, ids) == len(ids), 240, interval=1)
+        except AssertionError:
+            raise AssertionError(f"statuses {_statuses(scoped, ids)}; log {log}") from None
+        recovered = time.monotonic() - resumed
+        wait_for(lambda: broker_state() == "ok", 30)
+    finally:
+        if frozen:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        worker.stop()
+        broker.stop()
+    try:
+        print(f"statuses at the freeze {at_freeze}; health while frozen: {down}")
+        assert len(during) == 6 and len(set(ids)) == 18  # the uploads during it got in
+        assert sum(n for s, n in at_freeze.items() if s not in ("completed", "skipped")) > 0
+        assert "failed" not in _statuses(scoped, ids)
+        assert run_query(scoped, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
+        jobs = run_query(scoped, "SELECT COUNT(*) AS n, COUNT(DISTINCT image_id) AS d FROM"
+                                 " enhancement_jobs")[0]
+        assert jobs["n"] == jobs["d"] == len(ids)
+        assert "starting this worker again" not in log.read_text(errors="replace")
+        MEASURED[f"broker frozen {FREEZE_SECONDS:.0f} s (SIGSTOP), {len(ids)} photos"] = (
+            f"/api/health said the broker was down {seen_down:.1f}s into the freeze; "
+            f"{at_freeze} at the freeze, 6 more uploaded during it (all accepted); all "
+            f"completed once {recovered:.0f}s after it resumed, none failed, no dead "
+            f"letters, no loss mistaken")
+    finally:
+        asyncio.run(_drop_namespace(scoped))
