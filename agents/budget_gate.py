@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from imaging.planning import downgrade_ai_steps
-from services.usage_records import settled_spend
+from services.usage_records import settled_request, settled_spend
 from streams.app import Worker
 from streams.budget import (
     Caps,
@@ -37,6 +37,7 @@ from streams.budget import (
     reconcile,
     reserve,
     settle,
+    settled_before,
     to_micros,
     to_usd,
 )
@@ -137,6 +138,13 @@ async def reconcile_day(day: str, worker: Worker) -> None:
 async def gate_request(request: AIEnhancementRequested, worker: Worker) -> None:
     await reconcile_day(request.budget_day, worker)
     book = book_of(worker)
+    if book.reservations.get(request.request_id.encode()) is None:
+        # Settled in a table the broker lost (re-driven after a broker loss)? Its money is
+        # in the reconciled day: it must not be reserved and settled again.
+        durable = await settled_request(worker.resources.db, request.request_id)
+        if durable is not None and book.reservations.get(request.request_id.encode()) is None:
+            book.reservations[request.request_id.encode()] = settled_before(
+                request.request_id, request.budget_day, durable).to_document()
     # Read, decide and write without an await in between: the settle agent shares the
     # tables on this event loop.
     stored = book.reservations.get(request.request_id.encode())

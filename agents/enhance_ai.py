@@ -27,6 +27,7 @@ from imaging.enhancement import StepResult, apply_plan, encode_intermediate
 from imaging.errors import ForgedEvent, PermanentError
 from services.bedrock import ModelCallFailed, ModelInvocation
 from services.object_store import ObjectUri
+from services.usage_records import save_ai_usage
 from streams.app import Worker
 from streams.budget import to_micros, to_usd
 from streams.deletion import is_deleted
@@ -173,8 +174,11 @@ async def _enhance(approval: AIEnhancementApproved, worker: Worker) -> None:
     # the pixels left here spare finalize its decode.
     await store.put(target, image, "image/jpeg", keep=False)
     worker.handoff.leave(approval.job_id, bgr)
-    # Settle before the result moves on: the money is accounted for whatever happens next.
-    await worker.send("ai_budget", settlement_for(approval, usage))
+    # Settle before the result moves on: the money is accounted for whatever happens next,
+    # in MySQL first (a broker that loses the settlement event keeps no record of it).
+    settlement = settlement_for(approval, usage)
+    await save_ai_usage(worker.resources.db, settlement)
+    await worker.send("ai_budget", settlement)
     _usage_in_flight.pop(approval.request_id, None)
     event = ImageEnhanced.new(
         event_id=deterministic_id("ImageEnhanced", approval.job_id),
@@ -199,9 +203,11 @@ async def settle_before_dead_letter(approval: AIEnhancementApproved, exc: Except
         return
     usage = _usage_in_flight.pop(approval.request_id, [])
     delay = 0.5
-    while True:  # only a broker outage stops this; the dead-letter write would wait too
+    while True:  # only an outage stops this; the dead-letter write would wait too
         try:
-            await worker.send("ai_budget", settlement_for(approval, usage))
+            settlement = settlement_for(approval, usage)
+            await save_ai_usage(worker.resources.db, settlement)
+            await worker.send("ai_budget", settlement)
             return
         except Exception as send_exc:
             log.warning("%s: settlement send failed (%s), retrying", STAGE, send_exc)

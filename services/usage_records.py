@@ -1,8 +1,10 @@
-"""MySQL rows of AI spend: ai_usage_logs mirrors the settlements on images.ai.budget.
+"""MySQL rows of AI spend: ai_usage_logs, the durable record of every settlement.
 
-One row per AI step, keyed by (request_id, step_order). The first settlement of a
-request wins (``INSERT IGNORE``), exactly as in the budget table, so the sum of
-``cost_usd`` over a day equals the day's settled spend.
+One row per AI step, keyed by (request_id, step_order). enhance_ai writes them before it
+sends the settlement (a broker that loses the settlement cannot lose the record of the
+money), ai_usage_sink again from images.ai.budget. The first settlement of a request wins
+(``INSERT IGNORE``), exactly as in the budget table, so the sum of ``cost_usd`` over a
+day equals the day's settled spend.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ async def settled_spend(db: Database, day: str) -> DaySpend:
         spend.by_model[row["model_id"]] = spend.by_model.get(row["model_id"], 0) + micros
         spend.paid_calls += int(row["paid"] or 0)
     return spend
+
+
+async def settled_request(db: Database, request_id: str) -> int | None:
+    """Micro-dollars ai_usage_logs holds for one AI request; None when it holds no row
+    (the request was never settled, or only in a budget table since lost)."""
+    row = await db.fetchone(
+        "SELECT COUNT(*) AS n, ROUND(COALESCE(SUM(cost_usd), 0) * 1000000) AS micros"
+        " FROM ai_usage_logs WHERE request_id = %s", (request_id,))
+    return int(row["micros"] or 0) if row and row["n"] else None
 
 
 async def save_ai_usage(db: Database, settlement: AISpendSettled) -> None:

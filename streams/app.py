@@ -113,7 +113,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
     import cv2
 
     from agents import ALL_STAGES
-    from streams import api, dashboard, faust_fixes, ingest, kafka_tuning, web
+    from streams import api, dashboard, faust_fixes, ingest, kafka_tuning, recovery, web
 
     settings = settings or get_settings()
     profile, catalog = load_configuration(settings)
@@ -154,6 +154,7 @@ def create_worker(settings: Settings | None = None) -> Worker:
     web.register(worker)
     api.register(worker)
     dashboard.register(worker)
+    recovery.register(worker)
     return worker
 
 

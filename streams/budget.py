@@ -157,6 +157,14 @@ class Reservation:
         return cls(**document)
 
 
+def settled_before(reservation_id: str, day: str, micros: int) -> Reservation:
+    """The reservation of a request that ai_usage_logs shows settled although this table
+    does not know it (the table was rebuilt after a broker lost its changelog). Its money
+    is in the day already (``reconcile``): a redelivered request then finds it finished
+    and is not reserved, nor settled, a second time."""
+    return Reservation(reservation_id, day, micros, {}, state="settled", settled=micros)
+
+
 class Decision(StrEnum):
     RESERVED = "reserved"
     ALREADY_RESERVED = "already_reserved"    # redelivered while open: approve again

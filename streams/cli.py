@@ -58,7 +58,8 @@ def _worker_command(args: argparse.Namespace) -> int:
 
 
 def _retry_command(args: argparse.Namespace) -> int:
-    """POST /api/images/{id}/retry for each id; exit 1 if any was refused."""
+    """POST /api/images/{id}/retry for each id (exit 1 if any was refused), or
+    /api/images/retry-stranded with --stranded."""
     import json
     import urllib.error
     import urllib.request
@@ -68,6 +69,27 @@ def _retry_command(args: argparse.Namespace) -> int:
     settings = get_settings()
     api = args.api or f"http://{settings.web_host}:{settings.web_port}"
     headers = {"X-API-Key": args.api_key} if args.api_key else admin_headers(settings)
+    if args.stranded == (bool(args.image_ids)):
+        print("name image ids, or --stranded (not both)")
+        return 2
+    if args.stranded:
+        request = urllib.request.Request(
+            f"{api}/api/images/retry-stranded?older_than={args.older_than:g}", data=b"",
+            headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read() or b"{}")
+            print(f"{exc.code} {body.get('error')}: {body.get('reason')}")
+            return 1
+        except OSError as exc:
+            print(f"the API at {api} cannot be reached: {exc}")
+            return 1
+        for image_id in body["redriven"]:
+            print(f"{image_id}: uploaded (driven again)")
+        print(f"{body['count']} stranded photos driven again")
+        return 0
     refused = 0
     for image_id in args.image_ids:
         request = urllib.request.Request(f"{api}/api/images/{image_id}/retry", data=b"",
@@ -367,8 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     api_options(p)
     p.set_defaults(func=_batch_command)
 
-    p = sub.add_parser("retry", help="drive failed photos through the pipeline again")
-    p.add_argument("image_ids", nargs="+")
+    p = sub.add_parser("retry", help="drive failed (or, with --stranded, unfinished and "
+                                     "stuck) photos through the pipeline again")
+    p.add_argument("image_ids", nargs="*")
+    p.add_argument("--stranded", action="store_true",
+                   help="every unfinished photo whose status has not changed for "
+                        "--older-than seconds (their events were lost)")
+    p.add_argument("--older-than", type=float, default=600.0, metavar="SECONDS")
     p.add_argument("--api", default=None, help="API base URL (default: the worker's)")
     p.add_argument("--api-key", default=None, help="an admin key (default: the first of "
                                                      "IMGSTREAM_ADMIN_KEYS)")

@@ -28,6 +28,7 @@ from imaging.validation import UploadLimits, ValidatedImage, check_filename, val
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.auth import ADMIN, UPLOADER, RateLimiter, authorized, client_of, retry_after_header
+from streams.broker_loss import UNFINISHED
 from streams.http_status import rejection_status
 from streams.identity import (
     MAX_CATALOGUE_ID_LENGTH,
@@ -35,7 +36,7 @@ from streams.identity import (
     InvalidCatalogueId,
     parse_catalogue_id,
 )
-from streams.metrics import UPLOAD_SECONDS, UPLOADS
+from streams.metrics import STRANDED_REDRIVEN, UPLOAD_SECONDS, UPLOADS
 from streams.records import ImageUploaded, deterministic_id, image_id_for
 from streams.settings import Settings
 from streams.trust import original_uri
@@ -194,6 +195,37 @@ async def retry_failed(image_id: str, worker: Worker) -> ImageUploaded:
         raise RetryRefused(409, f"photo {image_id} is being retried already")
     await worker.send("uploaded", event)
     return event
+
+
+async def redrive_stranded(worker: Worker, older_than: float, limit: int = 10_000
+                           ) -> list[str]:
+    """Drive again every unfinished photo whose status has not changed for ``older_than``
+    seconds (its events were lost: a broker that came back empty, a lost send), from its
+    stored original, oldest first. Ids are deterministic, so a photo that was only slow is
+    processed again harmlessly; the conditional claim lets one of several workers sweeping
+    at once re-drive each photo. Returns the ids driven again."""
+    marks = ", ".join(["%s"] * len(UNFINISHED))
+    rows = await worker.resources.db.fetchall(
+        f"SELECT image_id FROM product_images WHERE status IN ({marks}) AND updated_at <"
+        f" CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND ORDER BY updated_at LIMIT %s",
+        (*UNFINISHED, int(older_than * 1e6), limit))
+    redriven = []
+    for found in rows:
+        try:
+            event, _ = await stored_upload(found["image_id"], worker)
+        except (RetryRefused, RejectedUpload, PermanentError) as exc:
+            log.error("stranded photo %s cannot be driven again: %s", found["image_id"], exc)
+            continue
+        affected = await worker.resources.db.execute(
+            f"UPDATE product_images SET status = 'uploaded', updated_at = CURRENT_TIMESTAMP(3)"
+            f" WHERE image_id = %s AND status IN ({marks}) AND updated_at <"
+            f" CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND",
+            (event.image_id, *UNFINISHED, int(older_than * 1e6)))
+        if affected:
+            await worker.send("uploaded", event)
+            STRANDED_REDRIVEN.inc()
+            redriven.append(event.image_id)
+    return redriven
 
 
 def _stored_id(row: dict[str, Any], name: str) -> CatalogueId | None:
@@ -383,6 +415,26 @@ def register(worker: Worker) -> None:
                 return _error("conflict", str(exc), 409)
             return web.json_response({"image_id": event.image_id, "status": "uploaded"},
                                      status=202)
+
+    @worker.app.page("/api/images/retry-stranded")
+    class RetryStrandedView(faust.web.View):
+        """POST (admin) ``?older_than=SECONDS`` (default 600): drive again every unfinished
+        photo whose status has not changed for that long (its events were lost)."""
+
+        async def post(self, request: web.Request) -> web.Response:
+            if not authorized(request, worker.settings, ADMIN):
+                return _error("unauthorized", "An admin key is required (X-API-Key).", 401)
+            try:
+                older_than = float(request.query.get("older_than", "600"))
+            except ValueError:
+                older_than = -1.0
+            if not 0 <= older_than <= 30 * 86400:
+                return _error("invalid_field", "older_than is seconds, 0 to 2592000.", 400)
+            try:
+                ids = await redrive_stranded(worker, older_than)
+            except RetryableError as exc:
+                return _error("unavailable", f"Temporarily unavailable, retry: {exc}", 503)
+            return web.json_response({"redriven": ids, "count": len(ids)}, status=202)
 
     limiter = RateLimiter(worker.settings.upload_rate_per_second, worker.settings.upload_burst)
 

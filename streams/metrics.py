@@ -41,6 +41,10 @@ EVENTS_EMITTED = Counter(
     "Events produced, by event type.",
     ["event_type"],
 )
+STRANDED_REDRIVEN = Counter(
+    "imgstream_stranded_redriven_total",
+    "Unfinished photos driven through the pipeline again because their events were lost.",
+)
 UPLOADS = Counter(
     "imgstream_uploads_total",
     "Upload requests, by outcome (created, duplicate, rejected, error) and reason code.",

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import faust
-from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
-from imaging.errors import RetryableError, SchemaViolation
+from imaging.errors import RetryableError, SchemaViolation, ServiceUnavailable
 from schemas import validate_event
 from streams.metrics import (
     DEAD_LETTERS,
@@ -90,12 +90,29 @@ def decode_event(event_type: type[E], raw: bytes | None) -> E:
 
 
 async def emit(topic: faust.TopicT, event: Event, key: str, *, validate: bool = True) -> None:
-    """Send an event and wait until the broker acknowledged it."""
+    """Send an event and wait until the broker acknowledged it. A broker that did not take
+    it is a transient fault (ServiceUnavailable): the handler is retried, never
+    dead-lettered for it, unless the broker refused the event for what it is (too large)."""
     if validate:
         validate_event(event.schema_name, event.to_document())
-    future = await topic.send(key=key.encode(), value=event.to_json())
-    await future
+    try:
+        future = await topic.send(key=key.encode(), value=event.to_json())
+        await future
+    except KafkaError as exc:
+        raise send_failure(exc) from exc
     EVENTS_EMITTED.labels(event.event_type).inc()
+
+
+def send_failure(exc: KafkaError) -> Exception:
+    """What a broker's refusal to take an event means for the stage that sent it.
+
+    Only a record too large for the broker can never be sent. Everything else is the
+    broker being down, restarting or creating the topic again: measured after a restart
+    on memory storage, tansu answered the first produce requests to the recreated topics
+    with UnknownError (-1), and those photos were dead-lettered and marked failed."""
+    if isinstance(exc, (MessageSizeTooLargeError, RecordTooLargeError)):
+        return exc
+    return ServiceUnavailable(f"the broker did not take the event: {type(exc).__name__}: {exc}")
 
 
 class Stage(Generic[E]):

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(default=120.0, gt=0)
     # Photos of one batch on their way at once: a cancel stops all the others.
     batch_window: int = Field(default=8, ge=1, le=1000)
+    # How often a worker lists the broker's topics to notice a broker that came back
+    # without them (streams/recovery.py); 0 turns the watch off.
+    broker_watch_seconds: float = Field(default=2.0, ge=0)
     # faust's own /router/ and /table/ views show raw reservations and ledgers: off unless
     # an operator turns them on for debugging.
     faust_views: bool = False

@@ -65,13 +65,19 @@ def cap_change_problem(body: dict, day: object, today_: str, worker: Worker) -> 
 
 
 async def broker_check(settings) -> str:
-    """Can a TCP connection reach the bootstrap broker within 2 s?"""
+    """Does the broker answer a metadata request within 3 s? A TCP connection alone is not
+    an answer: a hung or frozen broker (measured: tansu stopped with SIGSTOP) still
+    completes the handshake, and was reported ok while nothing moved for 12 s."""
+    from streams.recovery import list_topics
+
     host, port = settings.kafka_host_port
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=2)
     except (OSError, TimeoutError) as exc:
         return f"error: {settings.kafka_bootstrap} unreachable ({type(exc).__name__})"
     writer.close()
+    if await list_topics(settings.kafka_bootstrap, timeout=3) is None:
+        return f"error: {settings.kafka_bootstrap} does not answer (no metadata within 3 s)"
     return "ok"
 
 

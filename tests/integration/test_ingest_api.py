@@ -363,3 +363,55 @@ def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, 
     first, second = _uploaded_events(topic_reader, image_id, expect=2)
     assert {k: v for k, v in second.items() if k != "occurred_at"} == {
         k: v for k, v in first.items() if k != "occurred_at"}
+
+
+def test_an_operator_drives_stranded_photos_again_over_the_api_and_the_cli(worker,
+                                                                          topic_reader,
+                                                                          stack):
+    """Photos whose events were lost (a broker that came back empty) sit unfinished: the
+    ones unchanged for longer than asked are driven again, the others are left alone."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_KEY, run_query
+    from tests.polling import wait_for
+
+    _, settings = stack
+    old, recent = (upload(worker, hf.photo(400, 300, seed=seed), sku_id=f"SKU-strand-{seed}")
+                   .json()["image_id"] for seed in (61, 67))
+
+    def status(image_id: str) -> str:
+        return run_query(settings, "SELECT status FROM product_images WHERE image_id = %s",
+                         (image_id,))[0]["status"]
+
+    wait_for(lambda: {status(old), status(recent)} <= {"completed", "skipped"}, 120)
+
+    def strand(image_id: str, seconds_ago: int) -> None:
+        run_query(settings, "UPDATE product_images SET status = 'analyzed', updated_at ="
+                            " CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND WHERE image_id = %s",
+                  (seconds_ago, image_id))
+
+    strand(old, 3600)
+    strand(recent, 0)
+    url = f"{worker.base_url}/api/images/retry-stranded"
+    assert requests.post(url, headers={"X-API-Key": API_KEY}, timeout=10).status_code == 401
+    assert requests.post(url + "?older_than=-1", headers={"X-API-Key": ADMIN_KEY},
+                         timeout=10).status_code == 400
+    swept = requests.post(url + "?older_than=600", headers={"X-API-Key": ADMIN_KEY},
+                          timeout=30)
+    assert swept.status_code == 202, swept.text
+    assert old in swept.json()["redriven"] and recent not in swept.json()["redriven"]
+    assert len(_uploaded_events(topic_reader, old, expect=2)) == 2
+    assert len(_uploaded_events(topic_reader, recent)) == 1
+    again = requests.post(url + "?older_than=600", headers={"X-API-Key": ADMIN_KEY},
+                          timeout=30)
+    assert old not in again.json()["redriven"]  # driven just now: not stranded
+    wait_for(lambda: status(old) in ("completed", "skipped"), 120)
+
+    strand(old, 3600)
+    cli = subprocess.run([sys.executable, "-m", "streams.cli", "retry", "--stranded",
+                          "--older-than", "600", "--api", worker.base_url],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert f"{old}: uploaded (driven again)" in cli.stdout
+    assert len(_uploaded_events(topic_reader, old, expect=3)) == 3

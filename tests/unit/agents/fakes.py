@@ -4,6 +4,7 @@ logic; the real services are exercised by the integration and e2e tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -53,21 +54,35 @@ class FakeDatabase:
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple]] = []
         self.rows: list[dict] = []  # what fetchall answers
+        self.one: dict | None = None  # what fetchone answers
         self.deleted: set[str] = set()  # image ids with a deletion tombstone
-
-    async def fetchone(self, sql: str, args: Any = None) -> dict | None:
-        self.statements.append((sql, tuple(args or ())))
-        if "deleted_images" in sql:
-            return {"gone": 1} if args and args[0] in self.deleted else None
-        return self.rows[0] if self.rows else None
 
     async def fetchall(self, sql: str, args: Any = None) -> list[dict]:
         self.statements.append((sql, tuple(args or ())))
         return list(self.rows)
 
+    async def fetchone(self, sql: str, args: Any = None) -> dict | None:
+        self.statements.append((sql, tuple(args or ())))
+        if "deleted_images" in sql:
+            return {"gone": 1} if args and args[0] in self.deleted else None
+        return self.one
+
     async def execute(self, sql: str, args: Any = None) -> int:
         self.statements.append((sql, tuple(args or ())))
         return 1
+
+    @contextlib.asynccontextmanager
+    async def transaction(self):
+        yield _FakeConnection(self)
+
+
+class _FakeConnection:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    @contextlib.asynccontextmanager
+    async def cursor(self):
+        yield self.db  # its execute records the statement
 
 
 class FakeResources:

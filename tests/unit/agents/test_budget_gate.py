@@ -117,7 +117,30 @@ async def test_a_day_the_table_lost_is_restored_from_mysql_before_reserving(work
     assert worker.sent_to("ai") == []  # 0.07 spent + 0.07 asked > 0.10 cap
     [plan] = worker.sent_to("enhance_local")
     assert plan.steps[0]["fallback_reason"].startswith("budget")
-    queries = [sql for sql, _ in worker.resources.db.statements if "ai_usage_logs" in sql]
+    queries = [sql for sql, _ in worker.resources.db.statements if "GROUP BY" in sql]
     await gate_request(await _request(worker, "seller-3"), worker)
     assert len([sql for sql, _ in worker.resources.db.statements
-                if "ai_usage_logs" in sql]) == len(queries) == 1  # once per ledger
+                if "GROUP BY" in sql]) == len(queries) == 1  # the day once per ledger
+
+
+async def test_a_request_settled_in_a_lost_table_is_not_reserved_nor_settled_again(worker):
+    # A broker restart lost the table; the request is driven again. MySQL has the day's
+    # $0.07 and this request's own $0.07: it must not reserve a second $0.07 (its result
+    # is in the AI cache) and its settlement, sent again, must not count twice.
+    worker.resources.db.rows = [{"operation": "background", "model_id": REMOVE_BACKGROUND,
+                                 "micros": 70_000, "paid": 1}]
+    worker.resources.db.one = {"n": 1, "micros": 70_000}
+    request = await _request(worker)
+    await gate_request(request, worker)
+    [approval] = worker.sent_to("ai")
+    assert approval.reserved_usd == 0.0  # finished: cached results only
+    await settle_spend(_settlement(approval, 0.07), worker)
+    ledger = worker.state["budget_gate"].ledger(DAY)
+    assert (ledger.reserved, ledger.settled, ledger.open) == (0, 70_000, 0)
+
+
+async def test_a_request_mysql_does_not_know_is_reserved_as_usual(worker):
+    worker.resources.db.one = {"n": 0, "micros": 0}
+    await gate_request(await _request(worker), worker)
+    [approval] = worker.sent_to("ai")
+    assert approval.reserved_usd == pytest.approx(0.07)

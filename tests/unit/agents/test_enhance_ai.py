@@ -51,6 +51,26 @@ async def test_a_paid_step_is_settled_before_the_result_moves_on(worker):
     assert enhanced.ai_used and enhanced.total_cost_usd == pytest.approx(0.07)
 
 
+async def test_the_money_is_in_mysql_before_the_settlement_is_sent(worker):
+    # A broker that loses the settlement event (restarted empty) must not lose the record
+    # of the money: the budget of its next life is rebuilt from ai_usage_logs.
+    worker.resources.bedrock = FakeBedrock()
+    approval = await _approval(worker)
+    recorded_at_send = []
+    send = worker.send
+
+    async def recording_send(topic, event):
+        if topic == "ai_budget":
+            recorded_at_send.extend(args for sql, args in worker.resources.db.statements
+                                    if sql.startswith("INSERT IGNORE INTO ai_usage_logs"))
+        await send(topic, event)
+
+    worker.send = recording_send
+    await enhance_approved(approval, worker)
+    [row] = recorded_at_send
+    assert row[0] == approval.request_id and row[8] == pytest.approx(0.07)
+
+
 async def test_a_failed_call_falls_back_to_the_local_step_and_pays_nothing(worker):
     worker.resources.bedrock = FakeBedrock(ModelCallFailed("content_filtered: test"))
     await enhance_approved(await _approval(worker), worker)

@@ -13,8 +13,10 @@ from streams.budget import (
     budget_day,
     budget_zone,
     day_summary,
+    reconcile,
     reserve,
     settle,
+    settled_before,
     to_micros,
 )
 
@@ -171,3 +173,15 @@ def test_reconcile_takes_the_larger_record_and_never_adds_twice():
     assert merged.settled_by_operation == {"background": 70_000, "upscale": 10_000}
     again = reconcile(merged, {"background": 70_000}, {"m1": 70_000}, 1)
     assert again.settled == 80_000  # the same spend is not counted twice
+
+
+def test_a_request_settled_in_a_lost_table_is_finished_not_reserved_or_counted_again():
+    # The table was rebuilt after a broker loss: reconciled with MySQL's $0.07, which is
+    # this very request's. Driven again, it finds itself finished; its settlement, sent
+    # again from the AI cache's receipt, changes nothing.
+    day = reconcile(DayLedger("2026-11-22"), {BG: 70_000}, {"m": 70_000}, 1)
+    done = settled_before("r1", day.day, 70_000)
+    outcome = reserve(day, done, "r1", {BG: 70_000}, Caps.from_usd(0.10, {}))
+    assert outcome.decision is Decision.ALREADY_FINISHED and day.reserved == 0
+    again = settle(day, done, "r1", {BG: 70_000}, {"m": 70_000}, 1, released=False)
+    assert not again.applied and (day.settled, day.paid_calls) == (70_000, 1)

@@ -190,3 +190,44 @@ async def test_a_letter_the_broker_refuses_is_counted_not_retried_forever():
     stage = Stage("test", ImageUploaded, handle, topic, FAST)
     assert await stage.process(_message(_uploaded().to_json())) == "dead_lettered"
     assert len(topic.sent) == 1
+
+
+class FlakyBroker(RecordingTopic):
+    """A broker that refuses the first ``refusals`` sends with ``error``, then takes them."""
+
+    def __init__(self, error, refusals: int = 1):
+        super().__init__()
+        self.error, self.refusals = error, refusals
+
+    async def send(self, key, value):
+        if self.refusals:
+            self.refusals -= 1
+            raise self.error
+        return await super().send(key, value)
+
+
+async def test_a_broker_refusing_an_event_is_waited_out_not_dead_lettered():
+    # Measured on tansu restarted empty: the first produce requests to the recreated topics
+    # failed with UnknownError (-1); the stages dead-lettered those photos as failed.
+    from aiokafka.errors import KafkaTimeoutError, UnknownError
+
+    from streams.processing import emit
+
+    for error in (UnknownError(), KafkaTimeoutError()):
+        out, letters = FlakyBroker(error), RecordingTopic()
+
+        async def handle(event, out=out):
+            await emit(out, event, event.image_id)
+
+        stage = Stage("test", ImageUploaded, handle, letters, FAST)
+        assert await stage.process(_message(_uploaded().to_json())) == "ok"
+        assert letters.sent == [] and len(out.sent) == 1
+
+
+async def test_an_event_too_large_for_the_broker_is_not_retried():
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from streams.processing import emit
+
+    with pytest.raises(MessageSizeTooLargeError):
+        await emit(FlakyBroker(MessageSizeTooLargeError()), _uploaded(), "k")

@@ -1,0 +1,55 @@
+"""Noticing a broker that came back without our topics, and the re-drive window (pure)."""
+
+from streams.broker_loss import LOST_AT_ENV, UNFINISHED, BrokerLossWatch, lost_at_from, stranded_age
+
+TOPICS = frozenset({"p.images.uploaded", "p.images.assessed", "p.images.completed"})
+
+
+def test_topics_missing_before_they_were_declared_or_seen_mean_nothing():
+    watch = BrokerLossWatch(TOPICS)
+    assert watch.observe(set()) == frozenset()          # a fresh broker, a worker starting
+    assert watch.observe({"p.images.uploaded"}) == frozenset()
+    assert not watch.armed
+
+
+def test_a_broker_that_answers_without_topics_once_seen_lost_them():
+    watch = BrokerLossWatch(TOPICS)
+    assert watch.observe(set(TOPICS) | {"someone.else"}) == frozenset()
+    assert watch.armed
+    assert watch.observe({"p.images.uploaded"}) == {"p.images.assessed", "p.images.completed"}
+    assert watch.observe(set()) == TOPICS
+
+
+def test_declared_arms_the_watch_before_any_listing():
+    # The broker may crash between the worker declaring its topics and the first listing.
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared()
+    assert watch.observe(set()) == TOPICS
+
+
+def test_a_broker_that_does_not_answer_is_down_not_lost():
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared()
+    assert watch.observe(None) == frozenset()
+    assert watch.observe(set(TOPICS)) == frozenset()
+
+
+def test_the_loss_time_handed_to_the_next_life():
+    assert lost_at_from({LOST_AT_ENV: "1764950400.25"}) == 1764950400.25
+    # Anything else is ignored: it must never stop a worker from starting.
+    for raw in ("", "soon", "nan", "inf", "-5", "0"):
+        assert lost_at_from({LOST_AT_ENV: raw}) is None
+    assert lost_at_from({}) is None
+
+
+def test_everything_unfinished_at_the_loss_is_old_enough_to_drive_again():
+    # Lost at t=1000, swept at t=1030: photos unchanged for 29 s (margin 1 s) or more,
+    # i.e. last changed up to a second after the loss, are driven again.
+    assert stranded_age(1000.0, 1030.0) == 29.0
+    assert stranded_age(1000.0, 1000.5) == 0.0       # never negative
+    assert stranded_age(1000.0, 1030.0, margin=0.0) == 30.0
+
+
+def test_final_statuses_are_never_stranded():
+    assert not {"completed", "skipped", "failed"} & set(UNFINISHED)
+    assert {"uploaded", "analyzed"} <= set(UNFINISHED)
