@@ -10,6 +10,7 @@ through the API, and every JSON answer is checked against ``schemas/openapi.json
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def write_premium(folder: Path) -> None:
 
 
 class Api:
-    def __init__(self, base: str, settings, emulator: Emulator) -> None:
+    def __init__(self, base: str, settings, emulator: Emulator, worker, start) -> None:
         self.base, self.settings, self.emulator = base, settings, emulator
+        self.worker, self._start = worker, start
         self.seller = f"api-{uuid.uuid4().hex[:6]}"
         self.ids: list[str] = []  # seller photos
         self.ai_ids: list[str] = []  # photos the default profile would enhance with AI
@@ -63,6 +65,12 @@ class Api:
         if check and response.headers.get("Content-Type", "").startswith("application/json"):
             check_response(method, path, response.status_code, response.json())
         return response
+
+    def kill_and_restart(self) -> None:
+        self.worker.stop(signal.SIGKILL)
+        self.worker = self._start()
+        self.worker.wait_ready(120)
+        self.worker.wait_log("[^Worker]: Ready", 120)
 
     def query(self, sql: str, args=None) -> list[dict]:
         return run_query(self.settings, sql, args)
@@ -96,11 +104,14 @@ def api(stack, tmp_path_factory):
            "IMGSTREAM_BUDGET_DAILY_CAP_USD": "0"}
     scoped = namespaced(settings, env)
     emulator = Emulator(EMULATOR_PORT, settings.logs_dir / f"emulator-api-{run}.log", env)
-    worker = start_worker(WORKER_PORT, settings.logs_dir / f"worker-api-{run}.log", env=env)
+    log = settings.logs_dir / f"worker-api-{run}.log"
+    worker = start_worker(WORKER_PORT, log, env=env)
+    client = None
     try:
         worker.wait_ready(120)
         worker.wait_log("[^Worker]: Ready", 120)
-        client = Api(worker.base_url, scoped, emulator)
+        client = Api(worker.base_url, scoped, emulator, worker,
+                     lambda: start_worker(WORKER_PORT, log, env=env))
         photos = sorted(SELLERS.glob("*/*.jpg"))[:PHOTOS]
         for i, path in enumerate(photos):
             response = client.call("POST", "/api/images/upload", key=UPLOADER,
@@ -119,7 +130,7 @@ def api(stack, tmp_path_factory):
                              for s in client.statuses(everything).values()), 240)
         yield client
     finally:
-        worker.stop()
+        (client.worker if client else worker).stop()
         emulator.stop()
         asyncio.run(_drop_namespace(scoped))
 
@@ -343,6 +354,20 @@ def test_a_cancelled_batch_pays_only_for_the_photo_already_sent(api):
     MEASURED["batch cancel with AI"] = (f"1 photo sent ({received} Bedrock calls, "
                                         f"${status['spend_usd']:.2f}), 2 cancelled: 0 calls")
     api.call("PUT", "/api/budget/caps", json={"daily_cap_usd": 0.0})
+
+
+def test_a_batch_survives_its_worker_being_killed(api):
+    ids = api.ids[5:8]  # never enhanced under premium (their batch was cancelled)
+    created = api.call("POST", "/api/batch/enhance", json={"image_ids": ids,
+                                                           "profile": "premium"})
+    batch_id = created.json()["batch_id"]
+    api.kill_and_restart()
+    status = wait_for(lambda: (lambda s: s if s["state"] == "completed" else None)(
+        api.call("GET", f"/api/batch/{batch_id}/status").json()), 180)
+    assert status["counts"]["completed"] + status["counts"]["skipped"] == 3, status
+    done = api.query("SELECT image_id FROM enhancement_jobs WHERE profile_name = 'premium'"
+                     " AND image_id IN (%s, %s, %s)", tuple(ids))
+    assert {r["image_id"] for r in done} == set(ids)
 
 
 def test_delete_removes_objects_rows_and_aliases_and_a_reupload_works(api):
