@@ -49,6 +49,21 @@ def write_premium(folder: Path) -> None:
     (folder / "premium.toml").write_text(text)
 
 
+def cdn_paths(settings) -> set[str]:
+    """Every path the namespace's CloudFront distribution (moto) was asked to invalidate."""
+    from services.cloudfront import CloudFront
+
+    async def paths() -> set[str]:
+        cloudfront = CloudFront(settings)
+        found = set()
+        for summary in await cloudfront.list_invalidations():
+            full = await cloudfront.get_invalidation(summary["Id"])
+            found.update(full["InvalidationBatch"]["Paths"].get("Items") or [])
+        return found
+
+    return asyncio.run(paths())
+
+
 class Api:
     def __init__(self, base: str, settings, emulator: Emulator, worker, start) -> None:
         self.base, self.settings, self.emulator = base, settings, emulator
@@ -385,8 +400,8 @@ def test_delete_removes_objects_rows_and_aliases_and_a_reupload_works(api):
         assert api.query(f"SELECT 1 FROM {table} WHERE image_id = %s", (image_id,)) == []
     assert api.call("GET", f"/api/images/{image_id}").status_code == 404
     assert requests.get(doc["renditions"][0]["url"], timeout=10).status_code == 404
-    invalidated = api.query("SELECT 1 FROM deleted_images WHERE image_id = %s", (image_id,))
-    assert invalidated  # the tombstone stays: late events of the photo are ignored
+    assert api.query("SELECT 1 FROM deleted_images WHERE image_id = %s", (image_id,))
+    assert f"/enhanced/{image_id}/*" in cdn_paths(api.settings)  # invalidated on the CDN
 
     original = requests.get(doc["original"]["url"], timeout=10)
     assert original.status_code == 404
