@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from imaging.planning import downgrade_ai_steps
-from services.usage_records import settled_request, settled_spend
+from services.usage_records import settled_request, settled_requests, settled_spend
 from streams.app import Worker
 from streams.budget import (
     Caps,
@@ -125,11 +125,18 @@ async def reconcile_day(day: str, worker: Worker) -> None:
     if book.ledger(day).reconciled:
         return
     durable = await settled_spend(worker.resources.db, day)
+    requests = await settled_requests(worker.resources.db, day)
     ledger = book.ledger(day)  # read again: the settle agent may have written meanwhile
     if not ledger.reconciled:
         before = ledger.settled
         ledger = reconcile(ledger, durable.by_operation, durable.by_model, durable.paid_calls)
         book.days[day.encode()] = ledger.to_document()
+        # The requests behind that money are finished: a settlement of one of them still
+        # on its way (sent before the loss) or sent again must not count it twice.
+        for request_id, micros in requests.items():
+            if book.reservations.get(request_id.encode()) is None:
+                book.reservations[request_id.encode()] = settled_before(
+                    request_id, day, micros).to_document()
         if ledger.settled > before:
             log.warning("%s: day %s restored from ai_usage_logs: settled $%.4f, the table "
                         "held $%.4f", STAGE, day, to_usd(ledger.settled), to_usd(before))

@@ -38,6 +38,14 @@ async def settled_spend(db: Database, day: str) -> DaySpend:
     return spend
 
 
+async def settled_requests(db: Database, day: str) -> dict[str, int]:
+    """Micro-dollars per AI request that ai_usage_logs holds for a budget day."""
+    rows = await db.fetchall(
+        "SELECT request_id, ROUND(SUM(cost_usd) * 1000000) AS micros FROM ai_usage_logs"
+        " WHERE budget_day = %s GROUP BY request_id", (day,))
+    return {row["request_id"]: int(row["micros"] or 0) for row in rows if "request_id" in row}
+
+
 async def settled_request(db: Database, request_id: str) -> int | None:
     """Micro-dollars ai_usage_logs holds for one AI request; None when it holds no row
     (the request was never settled, or only in a budget table since lost)."""
