@@ -1,6 +1,7 @@
 """Local enhancement speed: ms per operation at 1 MP on one core, plus the denoise comparison.
 
     .venv/bin/python bench/ops_bench.py [--repeat 5] [--denoise]
+    .venv/bin/python bench/ops_bench.py --steps [--count 60] [--against OTHER_CHECKOUT]
 
 The process is pinned to one CPU and OpenCV to one thread, like one stream worker slot.
 Inputs are 1000x1000 synthetic product photos degraded the way each operation expects
@@ -8,6 +9,9 @@ Inputs are 1000x1000 synthetic product photos degraded the way each operation ex
 ``--denoise`` also prints the table behind the choice in ``imaging/ops/denoise.py``: PSNR/SSIM
 (luma) against the clean scene at noise sigma 5, 10 and 15 for each candidate, and its speed.
 Figures move about 30% run to run on a shared machine: compare ratios.
+``--steps`` prints instead the per-step table of the whole local path (ms per call, calls
+per photo, ms per photo) for seller, 1 MP and 12 MP photos, optionally side by side with
+another checkout: ``bench/step_costs.py``.
 """
 
 from __future__ import annotations
@@ -145,7 +149,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--denoise", action="store_true", help="also run the denoise comparison")
-    args = parser.parse_args()
+    parser.add_argument("--steps", action="store_true",
+                        help="the per-step table of the local path (bench/step_costs.py)")
+    args, rest = parser.parse_known_args()
+    if args.steps:
+        from bench import step_costs
+
+        sys.argv = [str(Path(step_costs.__file__)), *rest]
+        step_costs.main()
+        return
     pin_one_core()
     bench_operations(args.repeat)
     if args.denoise:
