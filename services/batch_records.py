@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from services.database import Database
-from streams.identity import keys_meant_by
+from services.image_queries import listing_id_clause
 
 MAX_BATCH = 10_000
 
@@ -53,10 +53,10 @@ async def select_images(db: Database, seller_id: str | None, sku_id: str | None,
                         since: datetime | None, until: datetime | None) -> list[str]:
     clauses = ["NOT EXISTS (SELECT 1 FROM deleted_images d WHERE d.image_id = p.image_id)"]
     args: list[Any] = []
-    for column, value in (("seller_id", seller_id), ("sku_id", sku_id)):
-        if value is not None:  # a catalogue id as typed, or the event key of one
-            keys = sorted(keys_meant_by(value))
-            clauses.append(f"p.{column} IN ({', '.join(['%s'] * len(keys))})")
+    for column, value in (("p.seller_id", seller_id), ("p.sku_id", sku_id)):
+        if value is not None:
+            clause, keys = listing_id_clause(column, value)
+            clauses.append(clause)
             args.extend(keys)
     if since is not None:
         clauses.append("p.created_at >= %s")

@@ -56,12 +56,19 @@ async def image_detail(db: Database, image_id: str) -> dict[str, Any] | None:
             "letter": letter}
 
 
+def listing_id_clause(column: str, value: str) -> tuple[str, list[str]]:
+    """``column`` matches a seller or SKU id given as typed (a catalogue id) or as the
+    event key of one."""
+    keys = sorted(keys_meant_by(value))
+    return f"{column} IN ({', '.join(['%s'] * len(keys))})", keys
+
+
 def _where(f: ImageFilter, after: tuple[datetime, int] | None) -> tuple[str, list[Any]]:
     clauses, args = [], []
     for column, value in (("p.seller_id", f.seller_id), ("p.sku_id", f.sku_id)):
-        if value is not None:  # a catalogue id as typed, or the event key of one
-            keys = sorted(keys_meant_by(value))
-            clauses.append(f"{column} IN ({', '.join(['%s'] * len(keys))})")
+        if value is not None:
+            clause, keys = listing_id_clause(column, value)
+            clauses.append(clause)
             args.extend(keys)
     if f.status is not None:
         clauses.append("p.status = %s")

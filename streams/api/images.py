@@ -113,17 +113,8 @@ def register(worker: Worker) -> None:
         """GET everything known about one photo; DELETE it (admin)."""
 
         async def get(self, request: web.Request, image_id: str) -> web.Response:
-            if (no := denied(request, worker, UPLOADER) or bad_id(image_id)) is not None:
-                return no
-            try:
-                found = await image_queries.image_detail(worker.resources.db, image_id)
-            except RetryableError as exc:
-                return unavailable(exc)
-            if found is None:
-                return api_error("not_found", f"no photo {image_id}", 404)
-            return web.json_response(documents.image_document(
-                found["image"], found["quality"], found["jobs"], found["steps"],
-                found["letter"], links_for(request, worker)))
+            answer = await image_answer(request, worker, image_id)
+            return answer if isinstance(answer, web.Response) else web.json_response(answer)
 
         async def delete(self, request: web.Request, image_id: str) -> web.Response:
             if (no := denied(request, worker, ADMIN) or bad_id(image_id)) is not None:
@@ -141,18 +132,10 @@ def register(worker: Worker) -> None:
         """The photo's quality reports, before and after, under its current profile."""
 
         async def get(self, request: web.Request, image_id: str) -> web.Response:
-            if (no := denied(request, worker, UPLOADER) or bad_id(image_id)) is not None:
-                return no
-            try:
-                found = await image_queries.image_detail(worker.resources.db, image_id)
-            except RetryableError as exc:
-                return unavailable(exc)
-            if found is None:
-                return api_error("not_found", f"no photo {image_id}", 404)
-            document = documents.image_document(
-                found["image"], found["quality"], found["jobs"], found["steps"],
-                found["letter"], links_for(request, worker))
-            return web.json_response({"image_id": image_id, **document["quality"]})
+            answer = await image_answer(request, worker, image_id)
+            if isinstance(answer, web.Response):
+                return answer
+            return web.json_response({"image_id": image_id, **answer["quality"]})
 
     @app.page("/api/images/{image_id}/enhance")
     class EnhanceView(faust.web.View):
@@ -231,6 +214,21 @@ def register(worker: Worker) -> None:
             except (RetryableError, ImgstreamError) as exc:
                 return unavailable(exc)
             return image_response(data, _CONTENT_TYPES[extension], immutable=False)
+
+
+async def image_answer(request: web.Request, worker: Worker, image_id: str
+                       ) -> dict | web.Response:
+    """The photo's document (``GET /api/images/{id}``), or the error to answer with."""
+    if (no := denied(request, worker, UPLOADER) or bad_id(image_id)) is not None:
+        return no
+    try:
+        found = await image_queries.image_detail(worker.resources.db, image_id)
+    except RetryableError as exc:
+        return unavailable(exc)
+    if found is None:
+        return api_error("not_found", f"no photo {image_id}", 404)
+    return documents.image_document(found["image"], found["quality"], found["jobs"],
+                                    found["steps"], found["letter"], links_for(request, worker))
 
 
 def image_access(request: web.Request, worker: Worker, path: str) -> web.Response | None:
