@@ -106,15 +106,16 @@ async def request_enhancement(worker: Worker, image_id: str, profile: Profile, *
             "SELECT status FROM enhancement_jobs WHERE job_id = %s", (job_id,))
         if done and done["status"] in ("completed", "skipped"):
             return Enhancement(image_id, job_id, done["status"])
-    uploaded, _ = await stored_upload(image_id, worker)
-    replay_id = batch_id or deterministic_id("api-enhance", image_id, job_id)
-    event = ReplayRequested.new(
-        event_id=deterministic_id("ReplayRequested", image_id, profile.name, profile.version),
-        replay_id=replay_id, image_id=image_id, profile=profile.ref,
-        uploaded=uploaded.to_document())
+    # Claimed before the original is fetched and validated: a photo that is busy (the
+    # batch driver asks again every second) costs one query, not a download and a decode.
     await claim(worker, image_id, job_id, batch_id)
     try:
-        await worker.send("replay", event)
+        uploaded, _ = await stored_upload(image_id, worker)
+        await worker.send("replay", ReplayRequested.new(
+            event_id=deterministic_id("ReplayRequested", image_id, profile.name,
+                                      profile.version),
+            replay_id=batch_id or deterministic_id("api-enhance", image_id, job_id),
+            image_id=image_id, profile=profile.ref, uploaded=uploaded.to_document()))
     except BaseException:
         await unclaim(worker, image_id, job_id, batch_id)
         raise
