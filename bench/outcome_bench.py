@@ -207,7 +207,8 @@ def sheet(rows: list[dict], path: Path, title: str) -> None:
                           cv2.resize(after, (240, 320), interpolation=cv2.INTER_AREA)])
         caption = np.full((44, 480, 3), 255, np.uint8)
         kept = result.publication.reason or "published the enhancement"
-        cv2.putText(caption, row["label"][:70], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+        name = f"{Path(row['path']).stem[:8]} {row['label']}"
+        cv2.putText(caption, name[:70], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
                     (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(caption, kept[:72], (4, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
                     (0, 0, 160), 1, cv2.LINE_AA)

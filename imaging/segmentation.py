@@ -24,7 +24,7 @@ import hashlib
 import sys
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -60,10 +60,16 @@ class MaskRules:
     max_pieces: int = 3            # pieces of at least 0.5% of the frame
     max_unsure: float = 0.10       # pixels with 0.2 < alpha < 0.8, per product pixel
     min_agreement: float = 0.75    # IoU with the backdrop model's mask, when it has one
+    second_side: int = 320         # input side of the second look at faint parts
+    faint_check: float = 0.005     # faint attached part (per product pixel) that asks it
+    max_disputed: float = 0.015    # faint there, solid at second_side (per product pixel)
 
     def __post_init__(self) -> None:
         checks = {
             "model_side": 64 <= self.model_side <= 1024,
+            "second_side": 64 <= self.second_side <= 1024,
+            "faint_check": 0.0 <= self.faint_check <= 1.0,
+            "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
             "min_main_share": 0.0 <= self.min_main_share <= 1.0,
@@ -93,6 +99,7 @@ class ProductMask:
     unsure: float
     pieces: int
     agreement: float | None
+    disputed: float | None = None  # see :func:`second_look`; None when not asked
 
     def summary(self) -> dict:
         """What events carry about the mask (no pixels)."""
@@ -226,6 +233,43 @@ def judge_mask(alpha: np.ndarray, rules: MaskRules, method: str,
                        pieces=pieces, agreement=agreement)
 
 
+def faint_part(alpha: np.ndarray) -> np.ndarray:
+    """Faint pixels (0.15 < alpha <= 0.5) beyond the product's soft outline and connected
+    to it: a part the model half sees, such as a mug's handle or a strap."""
+    solid = (alpha > 0.5).astype(np.uint8)
+    outline = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    faint = ((alpha > 0.15) & (outline == 0)).astype(np.uint8)
+    _, labels = cv2.connectedComponents(faint, connectivity=8)
+    touching = cv2.dilate(outline, np.ones((3, 3), np.uint8)) & faint
+    attached = np.unique(labels[touching > 0])
+    return np.isin(labels, attached[attached > 0])
+
+
+def second_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
+                look=None) -> ProductMask:
+    """Ask the model again, at a finer input, about a faint part of a confident mask.
+
+    At ``model_side`` the network sometimes half sees a thin part of the product (a
+    handle, a strap); thresholded, that part would be cut away. Where the finer input
+    sees as solid what the first saw faint, the mask is unsure about part of the product
+    and the background is left alone. Only masks with such a part pay for the second run.
+    ``look(small, side)`` is the model (:func:`model_mask` unless given).
+    """
+    if not mask.confident:
+        return mask
+    faint = faint_part(mask.alpha)
+    product = max(1, int(np.count_nonzero(mask.alpha > 0.5)))
+    if np.count_nonzero(faint) / product < rules.faint_check:
+        return mask
+    finer = (look or model_mask)(small, rules.second_side)
+    disputed = np.count_nonzero(finer[faint] > 0.5) / product
+    if disputed <= rules.max_disputed:
+        return replace(mask, disputed=disputed)
+    return replace(mask, confident=False, reason=UNSURE_MATTE, disputed=disputed,
+                   detail=f"a part of {disputed:.1%} of the product is faint at "
+                          f"{rules.model_side} px and solid at {rules.second_side} px")
+
+
 def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
     """The backdrop model's mask as a soft alpha at ``shape`` (None when it has none)."""
     if subject.mask is None:
@@ -271,6 +315,7 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
         # (when it trusts its own mask), not the mask to cut with.
         reference = fast if result is not None and result.confident else None
         result = judge_mask(model_mask(small, rules.model_side), rules, "model", reference)
+        result = second_look(result, small, rules)
     if result is not None:
         with _cache_lock:
             _cache[key] = result

@@ -78,6 +78,7 @@ def mask_rules(rules: Mapping[str, Any] | None) -> MaskRules:
     values = dict(rules)
     values["model_side"] = int(values.get("model_side", MaskRules.model_side))
     values["max_pieces"] = int(values.get("max_pieces", MaskRules.max_pieces))
+    values["second_side"] = int(values.get("second_side", MaskRules.second_side))
     return MaskRules(**values)
 
 

@@ -4,8 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.ops.background import product_alpha
 from imaging.samples import render_product_scene_with_mask
-from imaging.segmentation import MaskRules, find_product_mask, judge_mask
+from imaging.segmentation import (
+    MaskRules,
+    faint_part,
+    find_product_mask,
+    judge_mask,
+    second_look,
+)
 
 RULES = MaskRules()
 
@@ -68,3 +75,63 @@ def test_masks_of_rendered_scenes_match_the_true_product(product, backdrop):
     gt = cv2.resize(truth, (est.shape[1], est.shape[0])) > 0.5
     iou = (est & gt).sum() / (est | gt).sum()
     assert iou > 0.8, f"{product} on {backdrop}: IoU {iou:.2f}"
+
+
+def _mug(handle=0.3):
+    """A solid body with a faint handle attached on its right, and a faint blob apart."""
+    handle_layer = np.zeros((200, 160), np.float32)
+    cv2.ellipse(handle_layer, (128, 100), (18, 30), 0, -90, 90, handle, 6)
+    alpha = np.maximum(_blob(), handle_layer)
+    alpha[10:20, 10:20] = 0.3
+    return alpha
+
+
+def test_a_faint_part_is_what_hangs_on_the_product_beyond_its_outline():
+    faint = faint_part(_mug())
+    assert faint[100, 146] and faint[:, 135:].sum() > 150
+    assert not faint[10:20, 10:20].any()  # apart from the product
+    assert not faint[40:160, 30:130].any()  # the product itself
+    assert not faint_part(_blob()).any()
+
+
+def test_a_part_faint_at_one_size_and_solid_at_another_is_unsure():
+    alpha = _mug()
+    mask = judge_mask(alpha, RULES, "model")
+    assert mask.confident
+    sees_handle = lambda small, side: np.maximum(alpha, (alpha > 0.2) * 1.0)  # noqa: E731
+    unsure = second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=sees_handle)
+    assert not unsure.confident and unsure.reason == "unsure_matte"
+    assert unsure.disputed > RULES.max_disputed and "320 px" in unsure.detail
+    agrees = lambda small, side: alpha  # noqa: E731
+    same = second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=agrees)
+    assert same.confident and same.disputed == 0.0
+
+
+def test_a_mask_without_a_faint_part_is_not_looked_at_again():
+    def never(small, side):
+        raise AssertionError("looked again")
+    mask = judge_mask(_blob(), RULES, "model")
+    assert second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=never) is mask
+
+
+def _bench_scene(index):
+    """Scene ``index`` of bench/outcome_bench.py --generated."""
+    products = ("tshirt", "sneaker", "mug", "bottle", "box", "lamp")
+    backgrounds = ("wood", "desk", "grey", "sweep", "white")
+    return render_product_scene_with_mask(
+        np.random.default_rng((11, index)), product=products[index % 6],
+        background=backgrounds[(index // 6) % 5],
+        width=(640, 480, 800)[index % 3], height=(480, 640, 600)[index % 3])
+
+
+def test_a_mug_whose_handle_the_model_half_sees_is_left_alone():
+    scene, _ = _bench_scene(2)  # mug on wood: at 256 px the handle is faint
+    mask = find_product_mask(scene, RULES)
+    assert not mask.confident and mask.reason == "unsure_matte" and mask.disputed > 0.015
+
+
+@pytest.mark.parametrize("index", [3, 30])  # bottle and t-shirt on wood: dark hems
+def test_the_full_size_matte_keeps_the_product_edge(index):
+    scene, truth = _bench_scene(index)
+    alpha = product_alpha(scene, RULES)
+    assert (alpha[truth > 0.9] > 0.5).mean() >= 0.99
