@@ -1,7 +1,7 @@
 """Outcome of the local path on seller photos: is what we publish better for a shopper?
 
     .venv/bin/python bench/outcome_bench.py [--photos DIR] [--count N] [--half report]
-        [--generated N] [--json] [--sheets DIR] [--processes 2]
+        [--generated N] [--first-scene K] [--json] [--sheets DIR] [--processes 2]
 
 Every photo goes through ``imaging.local_path.process_locally`` (the functions the agents
 run) with the default profile, clean and degraded (Gaussian blur 2.5, darkening x0.35,
@@ -15,7 +15,8 @@ noise 12, 2x downscale). Printed:
   (SSIM on luma at the original's size), mean score change, share kept;
 * with ``--generated N``: rendered scenes whose product mask is known
   (``imaging.samples``): share of background replacements keeping >= 99% of the product's
-  pixels and mean IoU of the mask;
+  pixels and mean IoU of the mask; scenes K..K+N-1 with ``--first-scene K`` (the mask
+  rules were tuned on scenes 0-89: report on 90 and up);
 * two contact sheets (before | after, steps and reason under each): 24 random background
   replacements and 24 random published results, in the folder printed.
 
@@ -244,6 +245,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=60, help="0 = all")
     parser.add_argument("--half", choices=("tune", "report", "all"), default="report")
     parser.add_argument("--generated", type=int, default=30)
+    parser.add_argument("--first-scene", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--sheets", type=Path, default=None)
     parser.add_argument("--processes", type=int, default=2)
@@ -256,7 +258,8 @@ def main() -> None:
     sheets.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.processes) as pool:
         rows = list(pool.map(one_photo, files))
-        scenes = list(pool.map(one_scene, range(args.generated)))
+        scenes = list(pool.map(one_scene, range(args.first_scene,
+                                                 args.first_scene + args.generated)))
         samples = list(pool.map(one_sample, generate_sample_batch(7, args.generated)))
 
     n = len(rows)

@@ -145,7 +145,7 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
         share = np.einsum("ij,ij->i", pixel - backdrop, difference) / (power + 1e-3)
         trust = np.clip((np.sqrt(power) - 10.0) / 30.0, 0.0, 1.0)
         like = (trust * np.clip((0.5 - share) / 0.5, 0.0, 1.0))[:, None]
-        soft = a_edge < 0.98
+        soft = a_edge < 0.5
         a_edge = np.where(soft, a_edge * (1.0 - like), a_edge).astype(np.float32)
         out[ys, xs] = colour * a_edge + fill * (1.0 - a_edge)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
