@@ -36,6 +36,7 @@ STEPS = [
     ("  BRISQUE", "imaging/brisque.py", "brisque_score"),
     ("enhancement steps", "imaging/enhancement.py", "apply_plan"),
     ("  background", "imaging/ops/background.py", "background"),
+    ("    second look at faint parts", "imaging/segmentation.py", "second_look"),
     ("  upscale", "imaging/ops/upscale.py", "upscale"),
     ("content gate", "imaging/publishing.py", "gate_result"),
     ("renditions (all)", "imaging/encoding.py", "render_outputs"),

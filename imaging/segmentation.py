@@ -315,10 +315,19 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
         # (when it trusts its own mask), not the mask to cut with.
         reference = fast if result is not None and result.confident else None
         result = judge_mask(model_mask(small, rules.model_side), rules, "model", reference)
-        result = second_look(result, small, rules)
     if result is not None:
         with _cache_lock:
             _cache[key] = result
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     return result
+
+
+def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | None:
+    """:func:`find_product_mask` for replacing the background: a faint part of the product
+    gets its :func:`second_look` here (the assessment's subject region and the gate do not
+    need it, so only photos whose background is replaced pay for it)."""
+    mask = find_product_mask(bgr, rules)
+    if mask is None or mask.method != "model":
+        return mask
+    return second_look(mask, work_copy(bgr), rules)

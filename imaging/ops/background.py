@@ -16,7 +16,7 @@ import numpy as np
 
 from imaging.errors import StepDeclined
 from imaging.matting import composite, full_size_alpha
-from imaging.segmentation import NO_MASK, MaskRules, ProductMask, find_product_mask
+from imaging.segmentation import NO_MASK, MaskRules, ProductMask, find_mask_to_cut_with
 
 
 def background(
@@ -42,7 +42,7 @@ def background(
     del box, work_side, iterations
     if source is None or source.shape != bgr.shape:
         source = bgr
-    mask = find_product_mask(source, mask_rules(rules))
+    mask = find_mask_to_cut_with(source, mask_rules(rules))
     alpha = trusted_alpha(mask, bgr)
     return composite(bgr, alpha, fill)
 
@@ -50,7 +50,7 @@ def background(
 def product_alpha(bgr: np.ndarray, rules: MaskRules, require_confident: bool = True
                   ) -> np.ndarray:
     """The product's soft alpha at ``bgr``'s size; StepDeclined when it cannot be trusted."""
-    return trusted_alpha(find_product_mask(bgr, rules), bgr, require_confident)
+    return trusted_alpha(find_mask_to_cut_with(bgr, rules), bgr, require_confident)
 
 
 def trusted_alpha(mask: ProductMask | None, bgr: np.ndarray, require_confident: bool = True
