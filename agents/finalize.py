@@ -4,9 +4,10 @@
 product whole, structure and colours kept), re-assesses the large JPEG honestly (at the
 original's size and resolution) and keeps the original whenever the result fails either
 (the reason and the gate's measures are recorded; AI money spent on a result that is not
-published is counted). Renditions are stored
-under versioned keys (content hash + profile version: a URL changes when the content
-does) plus a stable alias per rendition that the CDN sink invalidates.
+published is counted). A local result the gate refuses is made again without the steps
+it blames, and published if that passes (the steps say what was left out). Renditions
+are stored under versioned keys (content hash + profile version: a URL changes when the
+content does) plus a stable alias per rendition that the CDN sink invalidates.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from imaging.assessment import QualityReport
 from imaging.enhancement import enhance_again
-from imaging.publishing import publish_result
+from imaging.publishing import publish_result, steps_as_published
 from services.object_store import ObjectUri
 from streams.app import Worker
 from streams.deletion import is_deleted
@@ -67,7 +68,7 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     result = None if skipped else await enhanced_image(enhanced, original, worker)
     publication = await loop.run_in_executor(
         image_pool, publish_result, original, result, plan["before"]["overall_score"],
-        enhanced.steps, profile)
+        enhanced.steps, profile, plan["steps"])
     renditions = publication.renditions
 
     outputs, writes = [], []
@@ -89,7 +90,7 @@ async def finalize_image(enhanced: ImageEnhanced, worker: Worker) -> None:
     await asyncio.gather(*writes)
     large = next(o for o in outputs if o["name"] == "large" and o["format"] == "jpeg"
                  and not o["alias"])
-    steps = enhanced.steps
+    steps = steps_as_published(enhanced.steps, publication)
     paid_not_published = enhanced.total_cost_usd if publication.kept_original else 0.0
     if paid_not_published:
         AI_PAID_NOT_PUBLISHED.inc(paid_not_published)

@@ -53,7 +53,11 @@ from imaging.local_path import process_locally  # noqa: E402
 from imaging.matting import composite  # noqa: E402
 from imaging.ops.background import product_alpha  # noqa: E402
 from imaging.planning import plan_enhancement  # noqa: E402
-from imaging.publishing import replaced_background  # noqa: E402
+from imaging.publishing import (  # noqa: E402
+    LEFT_OUT,
+    replaced_background,
+    steps_as_published,
+)
 from imaging.samples import (  # noqa: E402
     add_noise,
     blur,
@@ -90,12 +94,14 @@ def to_size(bgr: np.ndarray, like: np.ndarray) -> np.ndarray:
     return cv2.resize(bgr, (w, h), interpolation=interpolation)
 
 
-def step_label(steps) -> str:
+def step_label(steps: list[dict]) -> str:
     parts = []
     for s in steps:
-        name = s.operation + ("(ai)" if s.model_id and s.method == "ai" else "")
-        if (s.details or "").startswith("declined:"):
+        name = s["operation"] + ("(ai)" if s["model_id"] and s["method"] == "ai" else "")
+        if (s["details"] or "").startswith("declined:"):
             name += "(declined)"
+        elif (s["details"] or "").startswith(LEFT_OUT):
+            name += "(left out)"
         parts.append(name)
     return " ".join(parts)
 
@@ -118,7 +124,7 @@ def one_photo(path: str) -> dict:
     pub = clean.publication
     plan = plan_enhancement(clean.before.metrics.as_dict(), clean.before.judgement.tier,
                             clean.before.subject, profile, catalog)
-    steps = [s.as_dict() for s in clean.steps]
+    steps = steps_as_published([s.as_dict() for s in clean.steps], pub)
     background = next((s for s in clean.steps if s.operation == "background"), None)
     declined = background is not None and (background.details or "").startswith("declined:")
     ai_usd = plan.estimated_cost_usd
@@ -136,11 +142,12 @@ def one_photo(path: str) -> dict:
         if declined else None,
         "gate_refused": (pub.reason or "").startswith("gate:"),
         "gate_reasons": [r.split(":")[0] for r in (pub.gate or {}).get("reasons", [])],
+        "left_out": list(pub.left_out),
         "kept_reason": pub.reason,
         "ai_usd": ai_usd,
         "ai_steps": [s.operation for s in plan.steps if s.method == "ai"],
         "paid_not_published": ai_usd if ai_usd and pub.kept_original else 0.0,
-        "label": step_label(clean.steps),
+        "label": step_label(steps),
         "background_ms": background_cpu_ms(original, profile.segmentation)
         if background is not None else None,
         "degradations": {},
@@ -303,6 +310,8 @@ def main() -> None:
         "refused_reasons": dict(declined),
         "gate_refused_share": round(len(gate_refused) / n, 4),
         "gate_reasons": dict(gate_reasons),
+        "gate_left_out_share": share(bool(r["left_out"]) for r in rows),
+        "gate_left_out": dict(collections.Counter(op for r in rows for op in r["left_out"])),
         "kept_reasons": dict(collections.Counter(
             (r["kept_reason"] or "").split(":")[0] for r in rows if r["kept_reason"])),
         "tiers_before": {t: tiers_before.get(t, 0) for t in TIERS},
@@ -337,7 +346,9 @@ def main() -> None:
           f"{summary['replaced_share']:.0%} (planned {summary['background_planned_share']:.0%}"
           f", refused by the mask rule {summary['refused_share']:.0%}: "
           f"{summary['refused_reasons']}); content gate refused "
-          f"{summary['gate_refused_share']:.0%}: {summary['gate_reasons']}")
+          f"{summary['gate_refused_share']:.0%}: {summary['gate_reasons']}; published "
+          f"without the steps it blamed {summary['gate_left_out_share']:.0%}: "
+          f"{summary['gate_left_out']}")
     print(f"kept originals: {summary['kept_reasons']}")
     print(f"AI: {summary['ai_share']:.0%} of photos, ${summary['ai_usd_per_photo']:.4f} per "
           f"photo ({summary['ai_steps']}); paid but not published: "

@@ -36,7 +36,9 @@ def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> Loc
     if plan.skip:
         return LocalResult(before, [], publish(data, None, before.judgement.overall_score,
                                                profile, source=source.bgr, before=before))
-    enhanced, steps = apply_plan(source.bgr, [s.as_dict() for s in plan.steps])
+    plan_steps = [s.as_dict() for s in plan.steps]
+    enhanced, steps = apply_plan(source.bgr, plan_steps)
     publication = publish(data, enhanced, before.judgement.overall_score, profile,
-                          [s.as_dict() for s in steps], source=source.bgr, before=before)
+                          [s.as_dict() for s in steps], source=source.bgr, before=before,
+                          plan_steps=plan_steps)
     return LocalResult(before, steps, publication)

@@ -10,7 +10,11 @@ An enhanced result is published only when it passes two checks, in this order:
    result (listings need the size for zoom) only has to score no worse than the
    original, within ``upscaled_score_tolerance``.
 
-Otherwise the original is published, with the reason. Every published file is a clean
+A local result the gate refuses is tried once more without the steps that cause what it
+found (:data:`BLAMED_STEPS`: local contrast makes blotches on a plain wall, a deblurred
+photo need not lose its sharpness for it); the result of the steps that remain is
+published if it passes both checks, with what was left out and why. Otherwise the
+original is published, with the reason. Every published file is a clean
 encode: orientation applied, metadata and trailing bytes gone; a kept JPEG original that
 fits the large size keeps its pixels exactly (a lossless metadata strip).
 """
@@ -29,6 +33,7 @@ from imaging.assessment import QualityReport, assess_quality, decoded_pixels
 from imaging.clean_jpeg import strip_jpeg_metadata
 from imaging.decoding import decode_image
 from imaging.encoding import Rendition, large_jpeg, render_outputs
+from imaging.enhancement import apply_plan
 from imaging.ops.background import color_bgr
 from imaging.preservation import GateVerdict, check_preservation
 from imaging.profile import Profile
@@ -42,6 +47,8 @@ class Publication:
     kept_original: bool
     reason: str | None
     gate: dict[str, Any] | None = field(default=None)
+    #: Steps of the plan whose work is not in what was published (the gate refused it).
+    left_out: tuple[str, ...] = ()
 
     @property
     def large_jpeg(self) -> Rendition:
@@ -85,10 +92,47 @@ def lossless_large(original: bytes, profile: Profile) -> Rendition | None:
     return Rendition("large", "jpeg", size[0], size[1], clean)
 
 
+#: How a step whose work is not in the published result starts its details.
+LEFT_OUT = "left out of the published result"
+
+#: What the content gate's findings are caused by: the steps a refused result is tried
+#: again without (reason code -> operations).
+BLAMED_STEPS: dict[str, tuple[str, ...]] = {
+    "blotches": ("contrast", "sharpen"),
+    "halos": ("contrast", "sharpen"),
+    "colour cast": ("contrast", "brightness"),
+    "product cut": ("background",),
+}
+
+
+def without_blamed_steps(plan_steps: Sequence[dict[str, Any]], gate: dict[str, Any]
+                         ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """The plan without the steps the gate's findings blame, and the operations left out
+    (none when nothing would change, or when an AI step would have to run again)."""
+    if any(s.get("method") == "ai" for s in plan_steps):
+        return list(plan_steps), ()  # never paid for twice
+    codes = {reason.split(":")[0] for reason in gate.get("reasons", [])}
+    blamed = {op for code in codes for op in BLAMED_STEPS.get(code, ())}
+    kept = [s for s in plan_steps if s["operation"] not in blamed]
+    left_out = tuple(s["operation"] for s in plan_steps if s["operation"] in blamed)
+    return (kept, left_out) if kept and left_out else (list(plan_steps), ())
+
+
+def steps_as_published(steps: Sequence[dict[str, Any]], publication: Publication
+                       ) -> list[dict[str, Any]]:
+    """The executed steps, those whose work the published result leaves out saying so."""
+    if not publication.left_out:
+        return list(steps)
+    refused = "; ".join((publication.gate or {}).get("refused", []))
+    note = f"{LEFT_OUT}: the content gate refused it ({refused})"
+    return [{**s, "details": note} if s.get("operation") in publication.left_out else s
+            for s in steps]
+
+
 def replaced_background(steps: Sequence[dict[str, Any]]) -> bool:
-    """Did a background step change the image (not declined, not failed)?"""
+    """Did a background step change the image (not declined, not failed, not left out)?"""
     return any(s.get("operation") == "background" and s.get("success", True)
-               and not str(s.get("details") or "").startswith("declined:")
+               and not str(s.get("details") or "").startswith(("declined:", LEFT_OUT))
                for s in steps)
 
 
@@ -150,9 +194,12 @@ def publish_original(original: bytes, profile: Profile, reason: str | None,
 def publish(original: bytes, enhanced: np.ndarray | None, before_score: float,
             profile: Profile, steps: Sequence[dict[str, Any]] = (),
             source: np.ndarray | None = None,
-            before: QualityReport | None = None) -> Publication:
+            before: QualityReport | None = None,
+            plan_steps: Sequence[dict[str, Any]] | None = None) -> Publication:
     """Renditions to publish; ``enhanced=None`` means the plan skipped enhancement.
-    ``source``: the original's decoded pixels, when the caller has them."""
+    ``source``: the original's decoded pixels, when the caller has them. ``plan_steps``:
+    the plan that made ``enhanced`` (from the same ``source``), which a refused result is
+    made again from without the blamed steps (none: no second try)."""
     if source is None:  # nothing larger than the large rendition is ever published
         source = decode_image(original, profile.outputs.large_max_side).bgr
     if enhanced is None:
@@ -160,14 +207,25 @@ def publish(original: bytes, enhanced: np.ndarray | None, before_score: float,
     result = publish_enhanced(enhanced, source, before_score, steps, profile)
     if isinstance(result, Publication):
         return result
+    if plan_steps is not None and result.gate is not None and not result.gate["passed"]:
+        kept, left_out = without_blamed_steps(plan_steps, result.gate)
+        if left_out:
+            again, again_steps = apply_plan(source, kept)
+            second = publish_enhanced(again, source, before_score,
+                                      [s.as_dict() for s in again_steps], profile)
+            if isinstance(second, Publication):
+                gate = {**(second.gate or {}), "left_out": list(left_out),
+                        "refused": result.gate["reasons"]}
+                return Publication(second.renditions, second.after, False, None, gate,
+                                   left_out)
     return publish_original(original, profile, result.reason, result.gate, source, before)
 
 
 def publish_result(original: bytes, enhanced: np.ndarray | bytes | None,
-                   before_score: float, steps: Sequence[dict[str, Any]], profile: Profile
-                   ) -> Publication:
+                   before_score: float, steps: Sequence[dict[str, Any]], profile: Profile,
+                   plan_steps: Sequence[dict[str, Any]] | None = None) -> Publication:
     """finalize's work: the original and the enhanced image as pixels, or as a stored
     intermediate (decoded here), or None for a skipped plan."""
     if isinstance(enhanced, bytes):
         enhanced = decode_image(enhanced).bgr
-    return publish(original, enhanced, before_score, profile, steps)
+    return publish(original, enhanced, before_score, profile, steps, plan_steps=plan_steps)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import faust
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 E = TypeVar("E", bound="Event")
 

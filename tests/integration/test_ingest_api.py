@@ -9,6 +9,7 @@ import pytest
 import requests
 
 import schemas
+from streams.records import SCHEMA_VERSION
 from tests import hostile_files as hf
 from tests.conftest import API_KEY
 
@@ -328,7 +329,7 @@ def test_catalogue_ids_with_spaces_slashes_and_accents_are_keyed_safely(worker, 
 
     [event] = _uploaded_events(topic_reader, image_id)
     schemas.validate_event("image_uploaded", event)
-    assert event["schema_version"] == "1.2"
+    assert event["schema_version"] == SCHEMA_VERSION
     assert (event["seller_id"], event["seller_label"]) == (keys["seller"], seller)
     assert (event["sku_id"], event["sku_label"]) == (keys["sku"], sku)
     assert (event["product_group_id"], event["product_group_label"]) == (keys["group"], group)

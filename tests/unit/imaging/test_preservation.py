@@ -9,10 +9,12 @@ import pytest
 from PIL import Image
 
 from imaging.assessment import assess_quality
+from imaging.decoding import decode_image
+from imaging.enhancement import apply_plan
 from imaging.ops import apply_operation
 from imaging.preservation import GateRules, check_preservation
-from imaging.publishing import publish
-from imaging.samples import render_product_scene_with_mask
+from imaging.publishing import LEFT_OUT, publish, steps_as_published, without_blamed_steps
+from imaging.samples import darken, render_product_scene_with_mask
 from profiles import load_profile
 
 PROFILE = load_profile("default")
@@ -118,3 +120,47 @@ def test_no_metadata_or_trailing_bytes_in_any_published_file(excellent):
             image.load()
         with pytest.raises(zipfile.BadZipFile):
             zipfile.ZipFile(io.BytesIO(rendition.data))
+
+
+def _dark_plan(src):
+    return [{"order": 0, "operation": "brightness", "method": "local",
+             "params": {"target": 128.0, "current": float(src.mean())}},
+            {"order": 1, "operation": "contrast", "method": "local",
+             "params": {"clip_limit": 12.0, "tile_grid": 8, "smooth_std": 0.0}}]
+
+
+def test_a_refused_result_is_published_without_the_steps_the_gate_blames():
+    scene, _ = _scene("grey")
+    data = _jpeg(darken(scene, 0.5))
+    src = decode_image(data, PROFILE.outputs.large_max_side).bgr
+    plan = _dark_plan(src)
+    enhanced, steps = apply_plan(src, plan)
+    executed = [s.as_dict() for s in steps]
+    assert not publish(data, enhanced, 0.0, PROFILE, executed, source=src).gate["passed"]
+
+    publication = publish(data, enhanced, 0.0, PROFILE, executed, source=src,
+                          plan_steps=plan)
+    assert not publication.kept_original and publication.left_out == ("contrast",)
+    assert publication.gate["passed"] and publication.gate["left_out"] == ["contrast"]
+    assert any(r.startswith("blotches") for r in publication.gate["refused"])
+    brightened, _ = apply_plan(src, plan[:1])  # what is published: the brightening alone
+    published = decode_image(publication.large_jpeg.data).bgr
+    assert np.abs(published.astype(int) - brightened).mean() < 2
+    marked = steps_as_published(executed, publication)
+    assert marked[0] == executed[0]
+    assert marked[1]["details"].startswith(LEFT_OUT) and "blotches" in marked[1]["details"]
+
+
+def test_which_steps_are_left_out_and_when_none_are():
+    local = [{"operation": op, "method": "local"} for op in
+             ("brightness", "contrast", "sharpen", "background", "upscale")]
+    kept, left_out = without_blamed_steps(local, {"reasons": ["blotches: 9%", "halos: 4%"]})
+    assert left_out == ("contrast", "sharpen")
+    assert [s["operation"] for s in kept] == ["brightness", "background", "upscale"]
+    assert without_blamed_steps(local, {"reasons": ["product cut: 2%"]})[1] == ("background",)
+    # an AI step would be paid for again: no second try
+    paid = [*local[:1], {"operation": "background", "method": "ai"}]
+    assert without_blamed_steps(paid, {"reasons": ["product cut: 2%"]})[1] == ()
+    # nothing to leave out, or nothing left
+    assert without_blamed_steps(local[-1:], {"reasons": ["blotches: 9%"]})[1] == ()
+    assert without_blamed_steps(local[1:2], {"reasons": ["blotches: 9%"]})[1] == ()
