@@ -7,9 +7,12 @@ everything (memory storage, a wiped volume): the committed offsets, the changelo
 events in flight. faust cannot follow that in-process, so the worker replaces itself
 (``execve`` of the same command line: same pid, fresh faust state, topics declared again,
 the budget rebuilt from MySQL) and tells its next life when the loss happened. The next
-life, once its topics exist, drives every photo left unfinished since then through the
-pipeline again from its stored original (``streams.ingest.redrive_stranded``); event
-ids are deterministic, so work that had survived is only done again, never doubled.
+life first removes what the previous one wrote to the empty broker before it noticed
+(``purge_orphans``: records of topics the broker does not have, which would otherwise
+hang table recovery, see ``streams.broker_loss``); once its topics exist, it drives every
+photo left unfinished since then through the pipeline again from its stored original
+(``streams.ingest.redrive_stranded``); event ids are deterministic, so work that had
+survived is only done again, never doubled.
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ import os
 import sys
 import time
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.offset import OffsetRequest
 from mode import Service
 
 from imaging.errors import RetryableError
 from streams.app import Worker
-from streams.broker_loss import LOST_AT_ENV, BrokerLossWatch, lost_at_from, stranded_age
+from streams.broker_loss import (
+    LOST_AT_ENV,
+    BrokerLossWatch,
+    lost_at_from,
+    orphaned_topics,
+    stranded_age,
+)
 from streams.topics import TOPIC_SPECS
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,86 @@ async def list_topics(bootstrap: str, timeout: float = 8.0) -> set[str] | None:
         return None
 
 
+LATEST = -1  # ListOffsets: the offset after the last record
+
+
+async def purge_orphans(bootstrap: str, partitions: dict[str, int],
+                        timeout: float = 10.0) -> list[str]:
+    """Remove the records the broker holds for those of ``partitions`` (topic name ->
+    partition count) it does not have; returns the topics purged. A topic is created and
+    deleted again to take its records away; creating it for real is left to faust."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+
+    async def purge() -> list[str]:
+        try:
+            await admin.start()
+            present = set(await admin.list_topics())
+            absent = {name: n for name, n in partitions.items() if name not in present}
+            if not absent:
+                return []
+            await client.bootstrap()
+            node = next(iter(client.cluster.brokers())).nodeId
+            response = await client.send(node, OffsetRequest(
+                -1, 0, [(name, [(p, LATEST) for p in range(n)]) for name, n in absent.items()]))
+            listed = {t["topic"]: {p["partition"]: (p["error_code"], p.get("offset", -1))
+                                   for p in t["partitions"]}
+                      for t in response.to_object()["topics"]}
+            purged = []
+            for name in orphaned_topics(listed):
+                created = await admin.create_topics([NewTopic(name, absent[name], 1)])
+                if created.topic_errors[0][1] != 0:  # exists by now: not ours to delete
+                    continue
+                deleted = await admin.delete_topics([name])
+                if deleted.topic_error_codes[0][1] != 0:
+                    raise RuntimeError(f"could not delete {name}: {deleted}")
+                purged.append(name)
+            return purged
+        finally:
+            for closing in (admin.close, client.close):
+                with contextlib.suppress(Exception):
+                    await closing()
+
+    return await asyncio.wait_for(purge(), timeout)
+
+
+def purge_orphans_before_start(bootstrap: str, partitions: dict[str, int],
+                               deadline_seconds: float = 30.0) -> None:
+    """:func:`purge_orphans` before faust starts (its own event loop), retried while the
+    broker does not answer; given up with a warning at the deadline."""
+    loop = asyncio.new_event_loop()
+    deadline = time.monotonic() + deadline_seconds
+    try:
+        while True:
+            try:
+                purged = loop.run_until_complete(purge_orphans(bootstrap, partitions))
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("could not check the broker for records of topics it does "
+                                "not have (%s: %s); table recovery may wait for them",
+                                type(exc).__name__, exc)
+                    return
+                loop.run_until_complete(asyncio.sleep(1.0))
+                continue
+            if purged:
+                log.warning("the broker held records of %d topics it does not have, written "
+                            "before the loss was noticed; removed them: %s", len(purged),
+                            ", ".join(purged))
+            return
+    finally:
+        loop.close()
+
+
+def our_partitions(worker: Worker) -> dict[str, int]:
+    """Every topic this worker declares, changelogs included: name -> partitions."""
+    settings, app = worker.settings, worker.app
+    topics = {topic.get_topic_name(): topic.partitions or settings.topic_partitions
+              for topic in worker.topics.all()}
+    for table in app.tables.values():
+        topics[table.changelog_topic_name] = table.partitions or settings.topic_partitions
+    return topics
+
+
 def start_again(lost: frozenset[str]) -> None:
     """Replace this process with a new life of the same worker command."""
     log.error("the broker lost %d of our topics (%s...): its offsets, changelogs and the "
@@ -67,6 +158,8 @@ def register(worker: Worker) -> None:
     settings = worker.settings
     lost_at = lost_at_from(os.environ)
     os.environ.pop(LOST_AT_ENV, None)  # one re-drive per loss, not one per later restart
+    if lost_at is not None:  # before faust creates the topics again
+        purge_orphans_before_start(settings.kafka_bootstrap, our_partitions(worker))
     if settings.broker_watch_seconds <= 0:
         return
     watch = BrokerLossWatch(frozenset(settings.topic_name(spec.name)

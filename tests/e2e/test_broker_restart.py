@@ -72,12 +72,6 @@ def _statuses(settings, ids: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.skipif(not SELLERS.is_dir(), reason=f"no seller photos at {SELLERS}")
-# Known bug, not fixed: in 6 of 11 runs (2026-12-05) the worker's next life waited forever
-# in faust's table recovery (the recreated budget changelog reported one more offset than
-# it held) and ~19 photos stayed unfinished; in the other runs everything below held.
-# Kept running in CI so the day it passes every time is seen (XPASS), never hidden.
-@pytest.mark.xfail(strict=False, reason="faust table recovery can hang on a changelog "
-                                        "recreated after a broker loss (issue 20, open)")
 def test_broker_restarted_empty_under_a_running_worker(stack):
     _, settings = stack
     run = uuid.uuid4().hex[:8]

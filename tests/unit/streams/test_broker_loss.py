@@ -1,6 +1,13 @@
 """Noticing a broker that came back without our topics, and the re-drive window (pure)."""
 
-from streams.broker_loss import LOST_AT_ENV, UNFINISHED, BrokerLossWatch, lost_at_from, stranded_age
+from streams.broker_loss import (
+    LOST_AT_ENV,
+    UNFINISHED,
+    BrokerLossWatch,
+    lost_at_from,
+    orphaned_topics,
+    stranded_age,
+)
 
 TOPICS = frozenset({"p.images.uploaded", "p.images.assessed", "p.images.completed"})
 
@@ -53,3 +60,22 @@ def test_everything_unfinished_at_the_loss_is_old_enough_to_drive_again():
 def test_final_statuses_are_never_stranded():
     assert not {"completed", "skipped", "failed"} & set(UNFINISHED)
     assert {"uploaded", "analyzed"} <= set(UNFINISHED)
+
+
+UNKNOWN_TOPIC = 3
+
+
+def test_records_of_a_topic_the_broker_does_not_have_are_orphans():
+    # tansu 0.6.0: ListOffsets(latest) of a topic it does not list answers from batches
+    # stored under that name (a produce from the previous life after the loss).
+    listed = {"app-budget-days-changelog": {0: (0, 0), 1: (0, 2), 2: (0, 0), 3: (0, 0)},
+              "p.images.assessed": {0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 3)},
+              "p.images.uploaded": {0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 0)}}
+    assert orphaned_topics(listed) == ["app-budget-days-changelog", "p.images.assessed"]
+
+
+def test_a_broker_that_does_not_know_the_topic_holds_nothing_of_it():
+    # Apache Kafka: an unknown topic is an error, whatever the offset field says.
+    assert orphaned_topics({"p.images.ai": {0: (UNKNOWN_TOPIC, -1), 1: (UNKNOWN_TOPIC, 5)},
+                            "p.images.completed": {}}) == []
+    assert orphaned_topics({}) == []
