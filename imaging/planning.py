@@ -83,7 +83,8 @@ def plan_enhancement(metrics: dict[str, Any], tier: str,
         wanted.append(("denoise", {"sigma": round(metrics["noise"], 2)}, None))
     deviation = metrics["brightness_deviation"]
     contrast = metrics["contrast"]
-    if deviation > r.lighting_deviation_above:
+    too_bright = metrics["brightness"] > t.brightness
+    if deviation > r.lighting_deviation_above and (r.darken_bright_photos or not too_bright):
         model = r.models.lighting if deviation > r.ai_lighting_deviation_above else None
         wanted.append(("brightness", {"target": t.brightness,
                                       "current": round(metrics["brightness"], 2)}, model or None))

@@ -119,6 +119,7 @@ class Routing:
     ai_upscale_blur_below: float
     lighting_deviation_above: float
     ai_lighting_deviation_above: float
+    darken_bright_photos: bool
     denoise_above: float
     contrast_below: float
     deblur_blur_below: float

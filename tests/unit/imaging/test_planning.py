@@ -124,3 +124,15 @@ def test_retired_or_unknown_models_fail_at_start():
     with pytest.raises(ConfigurationError, match="not in the model catalog"):
         check_routing_models(unknown, CATALOG)
     check_routing_models(PROFILE, CATALOG)
+
+
+def test_exposure_is_fixed_upwards_only_unless_the_profile_says():
+    dark = {**CLEAN, "brightness": 90.0, "brightness_deviation": 38.0}
+    light = {**CLEAN, "brightness": 190.0, "brightness_deviation": 62.0}  # a grey tee, high key
+    assert ("brightness", "local") in _ops(plan_enhancement(dark, "good", None, PROFILE, CATALOG))
+    assert _ops(plan_enhancement(light, "good", None, PROFILE, CATALOG)) == []
+    darkening = dataclasses.replace(
+        PROFILE, routing=dataclasses.replace(PROFILE.routing, darken_bright_photos=True,
+                                             ai_lighting_deviation_above=100.0))
+    assert ("brightness", "local") in _ops(plan_enhancement(light, "good", None, darkening,
+                                                            CATALOG))
