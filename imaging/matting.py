@@ -121,7 +121,10 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
     product colour F is estimated by blur-fusion (Forte and Pitie, 2020): the local
     product colour, corrected by what the pixel says in proportion to ``a``. Solving for
     F by dividing by ``a`` instead overshoots wherever ``a`` is a little too high and
-    paints the backdrop's complementary colour as a rim (cyan beside a red rug).
+    paints the backdrop's complementary colour as a rim (cyan beside a red rug). Soft
+    pixels (``a`` < 0.5) whose colour is the backdrop's become transparent: a halo of a
+    saturated sheet. Solid ones never do: a white stripe at a black sleeve's edge on a
+    white floor has the backdrop's colour too.
     """
     image = bgr.astype(np.float32)
     fill = np.asarray(fill_bgr, np.float32)
@@ -138,8 +141,8 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
         pixel = image[ys, xs]
         residual = pixel - a_edge * product - (1.0 - a_edge) * backdrop
         colour = np.clip(product + a_edge * residual, 0.0, 255.0)
-        # A soft pixel whose colour is the backdrop's and not the product's is backdrop
-        # (a halo of a saturated sheet), as far as the two colours differ (10..40 levels).
+        # How backdrop-like the pixel is, trusted as far as the two colours differ
+        # (10..40 levels).
         difference = product - backdrop
         power = np.einsum("ij,ij->i", difference, difference)
         share = np.einsum("ij,ij->i", pixel - backdrop, difference) / (power + 1e-3)

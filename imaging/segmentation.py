@@ -24,6 +24,7 @@ import hashlib
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -246,7 +247,7 @@ def faint_part(alpha: np.ndarray) -> np.ndarray:
 
 
 def second_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
-                look=None) -> ProductMask:
+                look: Callable[[np.ndarray, int], np.ndarray] | None = None) -> ProductMask:
     """Ask the model again, at a finer input, about a faint part of a confident mask.
 
     At ``model_side`` the network sometimes half sees a thin part of the product (a
