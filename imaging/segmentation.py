@@ -16,6 +16,8 @@ the background. Two sources, cheap first:
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
 backdrop model is not confident, and callers leave the background alone with the reason.
+A mask a background is cut with also gets :func:`second_look` at any faint part hanging
+on it (a handle the network half sees at 256 px would be cut away if thresholded).
 """
 
 from __future__ import annotations
