@@ -38,8 +38,8 @@ UPLOADER, ADMIN = "api-uploader", "api-admin"
 DEFAULT = load_profile("default")
 PREMIUM = {"name": "premium", "version": "1.0.0-premium"}
 PHOTOS = 9
-#: A dress on a red sheet whose contrast step makes the gate refuse the result
-#: (blotches); published without it (bench/outcome_bench.py, report half).
+#: A dress on a red sheet whose contrast step makes the gate refuse the result (a colour
+#: cast); published without it (bench/outcome_bench.py, report half).
 GATE_FALLBACK_PHOTO = "de478f22"
 
 
