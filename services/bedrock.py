@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -69,8 +70,12 @@ class ModelInvocation:
 
 
 class BedrockClient:
-    def __init__(self, settings: Settings, catalog: ModelCatalog, store: ObjectStore) -> None:
+    def __init__(self, settings: Settings, catalog: ModelCatalog, store: ObjectStore,
+                 before_paying: Callable[[], Callable[[], Awaitable[None]] | None] | None = None
+                 ) -> None:
         self._settings = settings
+        # Gives the check awaited before each new paid call, if any (it raises to refuse).
+        self._before_paying = before_paying
         self._catalog = catalog
         self._cache = AiCache(store, settings.ai_cache_bucket)
         access, secret = settings.bedrock_access_key, settings.bedrock_secret_key
@@ -125,6 +130,9 @@ class BedrockClient:
         if not may_pay:
             BEDROCK_CALLS.labels(model_id, "not_reserved").inc()
             raise ModelCallFailed(f"not_reserved: no budget reserved for a new {model_id} call")
+        guard = self._before_paying() if self._before_paying else None
+        if guard is not None:
+            await guard()
         await self._cache.begin_attempt(model_id, key, request_id)
         try:
             output, attempts = await self._call(model, prepared)

@@ -19,6 +19,15 @@ stop at the watermark, so faust's table recovery waited forever for offsets it c
 fetch; and the first produces to the partition collide with them (UnknownError) and then
 serve the previous life's records. Deleting the topic removes its batches.
 
+With several workers, a missing topic is not enough: the first worker to notice starts
+again and its faust creates the topics anew, and a worker that lists them only after that
+finds every topic present. So the broker also carries an epoch: a topic (``EPOCH_TOPIC``,
+one partition) whose first record is a random value written by the first worker to find
+it empty. Every worker remembers the epoch it found; a broker that answers with another
+one, or with none, was lost and its topics recreated under us. End offsets cannot tell
+(a recreated topic that has received more records than the old one had shows no offset
+going backwards) and aiokafka 0.14 speaks Metadata up to v5 only (topic ids are v10+).
+
 Nothing here does I/O; ``streams.recovery`` and ``streams.ingest`` do.
 """
 
@@ -37,34 +46,73 @@ UNFINISHED = ("uploaded", "analyzing", "analyzed", "queued", "processing", "enha
 #: time of the loss (seconds since the epoch). The next life re-drives what was unfinished.
 LOST_AT_ENV = "IMGSTREAM_BROKER_LOST_AT"
 
+#: The broker's epoch topic (before the topic prefix): its first record is the epoch.
+EPOCH_TOPIC = "imgstream.broker-epoch"
+
 
 @dataclass
 class BrokerLossWatch:
-    """Decides from successive topic listings whether the broker lost our topics.
+    """Decides from successive topic listings and epochs whether the broker lost our topics.
 
-    ``expected`` are the topic names this worker declares. The watch arms once they were
-    declared or seen (before that, missing topics mean nothing: a worker starting against
-    a fresh broker declares them first); after that, a broker that answers without some
-    of them has lost them. A broker that does not answer is down, not lost: waited out.
+    ``expected`` are the topic names this worker declares (the epoch topic among them).
+    The watch arms once they were declared or seen (before that, missing topics mean
+    nothing: a worker starting against a fresh broker declares them first); after that, a
+    broker that answers without some of them has lost them. A broker that does not answer
+    is down, not lost: waited out.
+
+    The epoch: the first one read is remembered; a broker that answers with every topic but
+    another epoch (or an empty epoch topic) was lost and its topics created again by
+    another worker: every expected topic is lost then (``cause`` says which test fired).
     """
 
     expected: frozenset[str]
     armed: bool = False
+    epoch: str | None = None
+    cause: str = ""
 
-    def declared(self) -> None:
-        """This worker created (or found) every expected topic: arm the watch."""
+    def declared(self, epoch: str | None = None) -> None:
+        """This worker created (or found) every expected topic: arm the watch; ``epoch``:
+        the broker's epoch it established, if known yet."""
         self.armed = True
+        self.remember(epoch)
 
-    def observe(self, present: set[str] | frozenset[str] | None) -> frozenset[str]:
+    def remember(self, epoch: str | None) -> None:
+        """The broker's epoch as this worker established it (the first one known wins)."""
+        if self.epoch is None and epoch:
+            self.epoch = epoch
+
+    def observe(self, present: set[str] | frozenset[str] | None,
+                epoch: str | None = None) -> frozenset[str]:
         """The expected topics the broker lost (empty: none, or nothing to conclude).
-        ``present`` is the broker's topic list, None when it could not be listed."""
+        ``present`` is the broker's topic list, None when it could not be listed; ``epoch``
+        the first record of the epoch topic, "" when that topic is empty, None when it
+        could not be read."""
         if present is None:
             return frozenset()
         missing = self.expected - set(present)
-        if not missing:
-            self.armed = True
+        if missing:
+            if not self.armed:
+                return frozenset()
+            self.cause = f"{len(missing)} of our topics are missing"
+            return frozenset(missing)
+        self.armed = True
+        if epoch is None:
             return frozenset()
-        return frozenset(missing) if self.armed else frozenset()
+        if self.epoch is None:
+            self.remember(epoch)
+            return frozenset()
+        return self.expected if self.superseded(epoch) else frozenset()
+
+
+    def superseded(self, epoch: str | None) -> bool:
+        """Whether ``epoch`` (read just now, as for :meth:`observe`) shows the broker was
+        lost since this worker learnt its epoch: then it must not pay for anything more
+        (another worker's new life rebuilt the budget without it)."""
+        if self.epoch is None or epoch is None or epoch == self.epoch:
+            return False
+        self.cause = (f"the broker's epoch changed from {self.epoch} to {epoch or 'none'}"
+                      " (its topics were created again)")
+        return True
 
 
 def orphaned_topics(listed: Mapping[str, Mapping[int, tuple[int, int]]]) -> list[str]:
@@ -74,6 +122,15 @@ def orphaned_topics(listed: Mapping[str, Mapping[int, tuple[int, int]]]) -> list
     with an error; tansu answers from the batches it stored under that name."""
     return sorted(topic for topic, partitions in listed.items()
                   if any(error == 0 and offset > 0 for error, offset in partitions.values()))
+
+
+def settle_seconds(watch_seconds: float, probe_seconds: float = 3.0) -> float:
+    """How long a worker starting again after a loss waits, between writing the new epoch
+    and its faust creating the topics, for the other workers to notice the epoch and end
+    their previous lives (a watch interval and one probe); then it removes again the
+    records those previous lives wrote to vanished topics meanwhile. No wait without a
+    watch: the others would notice nothing."""
+    return watch_seconds + probe_seconds if watch_seconds > 0 else 0.0
 
 
 def lost_at_from(environ: Mapping[str, str]) -> float | None:

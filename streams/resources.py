@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from imaging.errors import RetryableError, ServiceUnavailable
@@ -29,6 +30,9 @@ class Resources:
         self._store: ObjectStore | None = None
         self._bedrock: BedrockClient | None = None
         self._lock = asyncio.Lock()
+        #: Awaited before every new paid model call; raises to refuse it (set by
+        #: streams.recovery: a worker whose broker was lost must not pay any more).
+        self.before_paying: Callable[[], Awaitable[None]] | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -50,7 +54,8 @@ class Resources:
     def bedrock(self) -> BedrockClient:
         """The Bedrock runtime client (its result cache lives in the object store)."""
         if self._bedrock is None:
-            self._bedrock = BedrockClient(self.settings, load_catalog(), self.store)
+            self._bedrock = BedrockClient(self.settings, load_catalog(), self.store,
+                                          before_paying=lambda: self.before_paying)
         return self._bedrock
 
     async def ready(self) -> None:

@@ -270,3 +270,25 @@ async def test_unbilled_failures_and_unreserved_requests(scripted):
         await client.invoke(BACKGROUND.id, _prepared(), "req-1", may_pay=False)
     retried = await client.invoke(BACKGROUND.id, _prepared(), "req-1")  # not billed: may call
     assert retried.paid and len(calls) == 2
+
+
+async def test_the_check_before_paying_runs_before_a_new_call_only(scripted):
+    # streams.recovery refuses a paid call (by raising) on a worker whose broker was lost.
+    client, calls = scripted([OK])
+    checks: list[str] = []
+
+    async def refuse() -> None:
+        checks.append("refused")
+        raise RuntimeError("the broker was lost")
+
+    guard = {"check": refuse}
+    client._before_paying = lambda: guard["check"]
+    with pytest.raises(RuntimeError, match="the broker was lost"):
+        await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    assert (checks, calls) == (["refused"], [])           # no call, no attempt marker
+    guard["check"] = None
+    paid = await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    assert paid.paid and len(calls) == 1
+    guard["check"] = refuse
+    cached = await client.invoke(BACKGROUND.id, _prepared(), "req-1")
+    assert cached.cache_hit and checks == ["refused"]      # a cached result needs no check

@@ -6,6 +6,7 @@ from streams.broker_loss import (
     BrokerLossWatch,
     lost_at_from,
     orphaned_topics,
+    settle_seconds,
     stranded_age,
 )
 
@@ -39,6 +40,49 @@ def test_a_broker_that_does_not_answer_is_down_not_lost():
     watch.declared()
     assert watch.observe(None) == frozenset()
     assert watch.observe(set(TOPICS)) == frozenset()
+
+
+def test_an_epoch_changed_under_present_topics_is_a_loss():
+    # Several workers: another one noticed first, started again and recreated every topic
+    # with a new epoch before this worker listed them.
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared("e1")
+    assert watch.observe(set(TOPICS), "e1") == frozenset()
+    assert watch.observe(set(TOPICS), "e2") == TOPICS
+    assert "e1" in watch.cause and "e2" in watch.cause
+
+
+def test_an_empty_epoch_topic_once_an_epoch_was_known_is_a_loss():
+    # Recreated by another worker's new life that has not written its epoch yet.
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared("e1")
+    assert watch.observe(set(TOPICS), "") == TOPICS
+
+
+def test_an_epoch_that_could_not_be_read_means_nothing():
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared("e1")
+    assert watch.observe(set(TOPICS), None) == frozenset()
+    assert watch.epoch == "e1"
+
+
+def test_the_first_epoch_known_is_remembered():
+    # Not established at the start (the broker slow): learnt from the first reading.
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared(None)
+    assert watch.observe(set(TOPICS), "") == frozenset()   # not written yet
+    assert watch.observe(set(TOPICS), "e1") == frozenset()
+    assert watch.epoch == "e1"
+    watch.remember("e9")                                    # the first one wins
+    assert watch.observe(set(TOPICS), "e9") == TOPICS
+
+
+def test_missing_topics_are_reported_before_the_epoch_is_looked_at():
+    watch = BrokerLossWatch(TOPICS)
+    watch.declared("e1")
+    assert watch.observe({"p.images.uploaded"}, "e1") == {"p.images.assessed",
+                                                          "p.images.completed"}
+    assert "missing" in watch.cause
 
 
 def test_the_loss_time_handed_to_the_next_life():
@@ -79,3 +123,19 @@ def test_a_broker_that_does_not_know_the_topic_holds_nothing_of_it():
     assert orphaned_topics({"p.images.ai": {0: (UNKNOWN_TOPIC, -1), 1: (UNKNOWN_TOPIC, 5)},
                             "p.images.completed": {}}) == []
     assert orphaned_topics({}) == []
+
+
+def test_a_new_life_waits_a_watch_interval_and_a_probe_for_the_others():
+    assert settle_seconds(2.0) == 5.0
+    assert settle_seconds(1.0, probe_seconds=2.0) == 3.0
+    assert settle_seconds(0.0) == 0.0  # no watch: nobody would notice
+
+
+def test_a_paid_call_is_refused_once_the_epoch_was_superseded():
+    watch = BrokerLossWatch(TOPICS)
+    assert not watch.superseded("e1")        # no epoch known yet: nothing to compare
+    watch.declared("e1")
+    assert not watch.superseded("e1")
+    assert not watch.superseded(None)        # unreadable: not concluded
+    assert watch.superseded("e2") and "e2" in watch.cause
+    assert watch.superseded("")              # emptied: recreated, not written yet
