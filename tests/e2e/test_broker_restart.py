@@ -59,12 +59,12 @@ def _health() -> dict:
         return {}
 
 
-def _costs() -> dict:
-    return requests.get(f"http://127.0.0.1:{WORKER_PORT}/api/stats/costs",
+def costs(port: int = WORKER_PORT) -> dict:
+    return requests.get(f"http://127.0.0.1:{port}/api/stats/costs",
                         headers={"X-API-Key": ADMIN_KEY}, timeout=10).json()
 
 
-def _statuses(settings, ids: list[str]) -> dict[str, int]:
+def statuses(settings, ids: list[str]) -> dict[str, int]:
     marks = ", ".join(["%s"] * len(ids))
     rows = run_query(settings, f"SELECT status, COUNT(*) AS n FROM product_images WHERE"
                                f" image_id IN ({marks}) GROUP BY status", ids)
@@ -96,7 +96,7 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
         ids = upload_all(worker.base_url, photos, f"restart-{run}")
         wait_for(lambda: completed_count(scoped, ids) >= 1, 240, interval=0.1)
         broker.crash()
-        at_stop = _statuses(scoped, ids)
+        at_stop = statuses(scoped, ids)
         stopped = time.monotonic()
         down = wait_for(lambda: (_health().get("checks", {}).get("broker", "ok") != "ok"
                                  and _health()), 30)
@@ -107,7 +107,7 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
         print(f"statuses at the stop {at_stop}; health while down {down}")
         try:
             wait_for(lambda: completed_count(scoped, ids) == len(ids), 240, interval=1)
-            wait_for(lambda: _costs()["open_reservations"] == 0, 60)
+            wait_for(lambda: costs()["open_reservations"] == 0, 60)
         except AssertionError:
             raise AssertionError(diagnosis(scoped, ids, emulator)
                                  + f"; log {log}") from None
@@ -115,7 +115,7 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
         assert worker.process.poll() is None, "the worker process ended"
         health = wait_for(lambda: _health().get("status") == "ok" and _health(), 60)
         print(f"health after {health}")
-        table = _costs()
+        table = costs()
         bill = emulator.stats()["totals"]
         print(f"recovered in {recovered:.0f}s; table {table}; bill {bill}")
     finally:
@@ -124,7 +124,7 @@ def test_broker_restarted_empty_under_a_running_worker(stack):
         emulator.stop()
     try:
         assert sum(n for s, n in at_stop.items() if s not in ("completed", "skipped")) > 0
-        assert "failed" not in _statuses(scoped, ids)
+        assert "failed" not in statuses(scoped, ids)
         assert run_query(scoped, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
         text = log.read_text(errors="replace")
         assert "starting this worker again" in text
@@ -190,7 +190,7 @@ def test_a_frozen_broker_is_reported_down_and_waited_out(stack):
         ids = upload_all(worker.base_url, photos[:12], f"frozen-{run}")
         os.kill(broker.process.pid, signal.SIGSTOP)
         frozen, froze_at = True, time.monotonic()
-        at_freeze = _statuses(scoped, ids)
+        at_freeze = statuses(scoped, ids)
         during: list[str] = []
         uploader = threading.Thread(target=lambda: during.extend(
             upload_all(worker.base_url, photos[12:], f"frozen-{run}", first=12)))
@@ -205,7 +205,7 @@ def test_a_frozen_broker_is_reported_down_and_waited_out(stack):
         try:
             wait_for(lambda: completed_count(scoped, ids) == len(ids), 240, interval=1)
         except AssertionError:
-            raise AssertionError(f"statuses {_statuses(scoped, ids)}; log {log}") from None
+            raise AssertionError(f"statuses {statuses(scoped, ids)}; log {log}") from None
         recovered = time.monotonic() - resumed
         wait_for(lambda: broker_state() == "ok", 30)
     finally:
@@ -217,7 +217,7 @@ def test_a_frozen_broker_is_reported_down_and_waited_out(stack):
         print(f"statuses at the freeze {at_freeze}; health while frozen: {down}")
         assert len(during) == 6 and len(set(ids)) == 18  # the uploads during it got in
         assert sum(n for s, n in at_freeze.items() if s not in ("completed", "skipped")) > 0
-        assert "failed" not in _statuses(scoped, ids)
+        assert "failed" not in statuses(scoped, ids)
         assert run_query(scoped, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
         jobs = run_query(scoped, "SELECT COUNT(*) AS n, COUNT(DISTINCT image_id) AS d FROM"
                                  " enhancement_jobs")[0]

@@ -20,11 +20,10 @@ import time
 import uuid
 
 import pytest
-import requests
 
 from infra.namespace import namespace_env, namespaced
 from infra.workers import start_worker
-from tests.conftest import ADMIN_KEY, MEASURED, _drop_namespace, run_query
+from tests.conftest import MEASURED, _drop_namespace, run_query
 from tests.e2e.test_ai_budget import (
     Emulator,
     ai_eligible_photos,
@@ -34,7 +33,7 @@ from tests.e2e.test_ai_budget import (
     upload_all,
 )
 from tests.e2e.test_broker_loss import Broker
-from tests.e2e.test_broker_restart import SELLERS, seller_photos
+from tests.e2e.test_broker_restart import SELLERS, costs, seller_photos, statuses
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -45,18 +44,6 @@ EMULATOR_PORT = 16892
 CAP = 0.12  # binds: the 6 AI-eligible photos would spend $0.18
 DOWN_SECONDS = 3.0
 RESTARTED = "starting this worker again"
-
-
-def _costs(port: int) -> dict:
-    return requests.get(f"http://127.0.0.1:{port}/api/stats/costs",
-                        headers={"X-API-Key": ADMIN_KEY}, timeout=10).json()
-
-
-def _statuses(settings, ids: list[str]) -> dict[str, int]:
-    marks = ", ".join(["%s"] * len(ids))
-    rows = run_query(settings, f"SELECT status, COUNT(*) AS n FROM product_images WHERE"
-                               f" image_id IN ({marks}) GROUP BY status", ids)
-    return {row["status"]: row["n"] for row in rows}
 
 
 @pytest.mark.skipif(not SELLERS.is_dir(), reason=f"no seller photos at {SELLERS}")
@@ -90,7 +77,7 @@ def test_broker_restarted_empty_under_two_running_workers(stack):
         os.kill(workers[1].process.pid, signal.SIGSTOP)
         frozen = True
         broker.crash()
-        at_stop = _statuses(scoped, ids)
+        at_stop = statuses(scoped, ids)
         time.sleep(DOWN_SECONDS)
         broker.start()
         restarted = time.monotonic()
@@ -103,14 +90,14 @@ def test_broker_restarted_empty_under_two_running_workers(stack):
             frozen = False
             wait_for(lambda: RESTARTED in logs[1].read_text(errors="replace"), 60)
             wait_for(lambda: completed_count(scoped, ids) == len(ids), 240, interval=1)
-            wait_for(lambda: _costs(WORKER_PORTS[0])["open_reservations"] == 0, 60)
+            wait_for(lambda: costs(WORKER_PORTS[0])["open_reservations"] == 0, 60)
         except AssertionError:
             raise AssertionError(diagnosis(scoped, ids, emulator)
                                  + f"; logs {[str(p) for p in logs]}") from None
         recovered = time.monotonic() - restarted
         for w in workers:
             assert w.process.poll() is None, f"the worker on {w.web_port} ended"
-        table = _costs(WORKER_PORTS[0])
+        table = costs(WORKER_PORTS[0])
         bill = emulator.stats()["totals"]
         print(f"recovered in {recovered:.0f}s; table {table}; bill {bill}")
     finally:
@@ -122,7 +109,7 @@ def test_broker_restarted_empty_under_two_running_workers(stack):
         emulator.stop()
     try:
         assert sum(n for s, n in at_stop.items() if s not in ("completed", "skipped")) > 0
-        assert "failed" not in _statuses(scoped, ids)
+        assert "failed" not in statuses(scoped, ids)
         assert run_query(scoped, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
         causes = []
         for log in logs:
