@@ -8,9 +8,12 @@ Requests and settlements are keyed by the budget day, and the two tables below l
 the same partitions, so one worker owns a day's spend and decides alone. The decisions
 are ``streams.budget`` (pure, integer micro-dollars). A redelivered request is found by
 its id and never reserves twice; a second settlement of a reservation changes nothing.
-Table changes are flushed to their changelog before the approval is sent: a crash may
-lose an approval (the request comes back and is approved again with the same ids) but
-never a reservation that enhance_ai could act on. A request redelivered after its
+Table changes are flushed to their changelog before the approval is sent (and before a
+settlement's or a cap change's offset can be committed): a crash may lose an approval
+(the request comes back and is approved again with the same ids) but never a reservation
+that enhance_ai could act on, nor a settlement. The day ledger keeps its open
+reservations by id, so a crash between the two table writes is finished by the
+redelivered message, not left as an open reservation. A request redelivered after its
 reservation was settled is approved with nothing reserved: it completes again from the
 cache, and no new call can be paid outside a reservation.
 """
@@ -198,8 +201,13 @@ async def settle_spend(settlement: AISpendSettled, worker: Worker) -> None:
     if not outcome.applied:
         BUDGET_DECISIONS.labels("duplicate_settlement").inc()
         return
+    # The reservation first: if only it lands, the redelivered settlement finds the day
+    # still holding it and applies the rest (streams.budget.settle).
     book.reservations[settlement.reservation_id.encode()] = outcome.reservation.to_document()
     book.days[settlement.budget_day.encode()] = outcome.day.to_document()
+    # On the changelog before this settlement's offset can be committed: a commit that
+    # overtook the table writes, then a crash, would leave the reservation open for good.
+    await book.flush()
     BUDGET_DECISIONS.labels(settlement.outcome).inc()
     if stored is None:
         log.warning("%s: settlement for unknown reservation %s counted ($%.4f)", STAGE,
@@ -216,6 +224,7 @@ async def change_day_caps(change: BudgetCapChanged, worker: Worker) -> None:
     ledger = change_caps(book.ledger(change.budget_day), to_micros(change.daily_cap_usd),
                          {op: to_micros(v) for op, v in change.operation_caps_usd.items()})
     book.days[change.budget_day.encode()] = ledger.to_document()
+    await book.flush()  # an operator's lowered cap must not be lost to a crash
     BUDGET_DECISIONS.labels("caps_changed").inc()
     log.warning("%s: caps of %s set to $%.2f a day%s by %s (%s)", STAGE, change.budget_day,
                 change.daily_cap_usd,

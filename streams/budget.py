@@ -82,6 +82,11 @@ class DayLedger:
     operation_caps: dict[str, int] = field(default_factory=dict)
     # Whether the durable record (MySQL) was folded in since this ledger was (re)created.
     reconciled: bool = False
+    # The open reservations this ledger holds, by id (micro-dollars per operation): the
+    # day and the reservation are two table records, and a crash can land one without
+    # the other; keyed holds let a redelivered request or settlement finish the other
+    # half exactly once. None: a ledger stored before holds were kept (counts only).
+    holds: dict[str, dict[str, int]] | None = field(default_factory=dict)
 
     def committed(self) -> int:
         return self.reserved + self.settled
@@ -95,7 +100,35 @@ class DayLedger:
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None, day: str) -> DayLedger:
-        return cls(**document) if document else cls(day=day)
+        if not document:
+            return cls(day=day)
+        if "holds" not in document and document.get("open"):
+            return cls(**document, holds=None)  # open reservations of unknown ids
+        return cls(**document)
+
+    def hold(self, reservation_id: str, by_operation: Mapping[str, int]) -> None:
+        """Hold a reservation's money (once per id)."""
+        if self.holds is not None:
+            if reservation_id in self.holds:
+                return
+            self.holds[reservation_id] = dict(by_operation)
+        self.reserved += sum(by_operation.values())
+        _add(self.reserved_by_operation, by_operation)
+        self.open += 1
+
+    def unhold(self, reservation_id: str, by_operation: Mapping[str, int]) -> None:
+        """Free a reservation's hold; ``by_operation`` counts only for a ledger without
+        holds (its own record of the amounts wins otherwise)."""
+        if self.holds is not None:
+            if reservation_id not in self.holds:
+                return
+            by_operation = self.holds.pop(reservation_id)
+        self.reserved -= sum(by_operation.values())
+        _add(self.reserved_by_operation, by_operation, -1)
+        self.open -= 1
+
+    def holds_open(self, reservation_id: str) -> bool:
+        return self.holds is not None and reservation_id in self.holds
 
 
 def caps_for(day: DayLedger, defaults: Caps) -> Caps:
@@ -182,11 +215,21 @@ class ReserveOutcome:
 
 def reserve(day: DayLedger, existing: Reservation | None, reservation_id: str,
             by_operation: Mapping[str, int], caps: Caps) -> ReserveOutcome:
-    """Hold ``by_operation`` (micro-dollars per operation) if it fits the day's caps."""
+    """Hold ``by_operation`` (micro-dollars per operation) if it fits the day's caps.
+
+    A reservation recorded while the day's record of it was lost (a crash between the two
+    table writes, before anything was approved) is held again, as a new one would be.
+    """
     if existing is not None:
-        decision = (Decision.ALREADY_RESERVED if existing.state == "reserved"
-                    else Decision.ALREADY_FINISHED)
-        return ReserveOutcome(decision, day, existing)
+        if existing.state != "reserved":
+            return ReserveOutcome(Decision.ALREADY_FINISHED, day, existing)
+        if day.holds is None or existing.id in day.holds:
+            return ReserveOutcome(Decision.ALREADY_RESERVED, day, existing)
+    elif day.holds_open(reservation_id):
+        # The day holds it and only the reservation record was lost: recreate that.
+        return ReserveOutcome(Decision.RESERVED, day, Reservation(
+            reservation_id, day.day, sum(day.holds[reservation_id].values()),
+            dict(day.holds[reservation_id])))
     amount = sum(by_operation.values())
     remaining = caps.daily - day.committed()
     reason = None
@@ -205,10 +248,8 @@ def reserve(day: DayLedger, existing: Reservation | None, reservation_id: str,
         day.downgraded += 1
         return ReserveOutcome(Decision.DOES_NOT_FIT, day, None, reason)
     reservation = Reservation(reservation_id, day.day, amount, dict(by_operation))
-    day.reserved += amount
-    _add(day.reserved_by_operation, by_operation)
+    day.hold(reservation_id, by_operation)
     day.reservations += 1
-    day.open += 1
     return ReserveOutcome(Decision.RESERVED, day, reservation)
 
 
@@ -227,18 +268,23 @@ def settle(day: DayLedger, reservation: Reservation | None, reservation_id: str,
 
     A settlement for a reservation the table does not know (it can only come from state
     lost outside the changelog) is still counted: money that was spent is never dropped.
+    A reservation recorded as settled while the day still holds it (a crash between the
+    two table writes) has its day half applied by the redelivered settlement.
     """
-    if reservation is not None and reservation.state != "reserved":
+    held = day.holds_open(reservation_id)
+    if reservation is not None and reservation.state != "reserved" and not held:
         return SettleOutcome(False, day, reservation)
     actual = sum(by_operation.values())
+    if reservation is None and held:
+        assert day.holds is not None
+        reservation = Reservation(reservation_id, day.day, sum(day.holds[reservation_id].values()),
+                                  dict(day.holds[reservation_id]))
     if reservation is None:
         reservation = Reservation(reservation_id, day.day, actual, dict(by_operation))
         excess = 0
     else:
-        day.reserved -= reservation.amount
-        _add(day.reserved_by_operation, reservation.by_operation, -1)
-        day.open -= 1
         excess = max(actual - reservation.amount, 0)
+        day.unhold(reservation_id, reservation.by_operation)
     day.settled += actual
     _add(day.settled_by_operation, by_operation)
     _add(day.settled_by_model, by_model)
@@ -262,6 +308,8 @@ def day_summary(day: DayLedger, caps: Caps) -> dict[str, Any]:
         "settled_by_model_usd": {k: to_usd(v) for k, v in day.settled_by_model.items()},
         "reservations": day.reservations,
         "open_reservations": day.open,
+        # Which requests hold money (the first 50), so a hanging one can be looked up.
+        "open_reservation_ids": sorted(day.holds)[:50] if day.holds is not None else None,
         "downgraded_requests": day.downgraded,
         "paid_calls": day.paid_calls,
     }

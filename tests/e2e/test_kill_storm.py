@@ -102,7 +102,8 @@ def test_ten_sigkills_at_random_points_of_one_batch(stack):
             wait_for(lambda: costs(WORKER_PORT)["open_reservations"] == 0, 60)
         except AssertionError:
             raise AssertionError(f"seed {seed}, kills {kills}: "
-                                 + diagnosis(scoped, ids, emulator) + f"; log {log}") from None
+                                 + diagnosis(scoped, ids, emulator) + f"; costs "
+                                 f"{costs(WORKER_PORT)}; log {log}") from None
         table = costs(WORKER_PORT)
         bill = emulator.stats()["totals"]
     finally:

@@ -98,6 +98,27 @@ async def test_a_settlement_counts_once_and_frees_the_rest(worker):
     assert (ledger.reserved, ledger.settled) == (0, 50_000)
 
 
+async def test_settlements_and_cap_changes_reach_the_changelog_before_their_commit(worker):
+    # The offset of a settlement may be committed as soon as its handler returns: the
+    # table writes must be flushed by then, or a crash leaves the reservation open.
+    book = worker.state["budget_gate"]
+    flushed: list[tuple] = []
+
+    async def flush():
+        ledger = book.ledger(DAY)
+        flushed.append((ledger.open, ledger.settled, ledger.cap))
+
+    book.flush = flush
+    request = await _request(worker)
+    await gate_request(request, worker)
+    [approval] = worker.sent_to("ai")
+    await settle_spend(_settlement(approval, 0.05), worker)
+    await change_day_caps(BudgetCapChanged.new(
+        event_id=deterministic_id("caps"), budget_key=DAY, budget_day=DAY,
+        daily_cap_usd=0.5, operation_caps_usd={}, reason="more", requested_by="test"), worker)
+    assert flushed == [(1, 0, None), (0, 50_000, None), (0, 50_000, 500_000)]
+
+
 async def test_an_operator_cap_change_applies_to_the_next_request(worker):
     change = BudgetCapChanged.new(
         event_id=deterministic_id("caps"), budget_key=DAY, budget_day=DAY,

@@ -10,6 +10,7 @@ from streams.budget import (
     Caps,
     DayLedger,
     Decision,
+    Reservation,
     budget_day,
     budget_zone,
     day_summary,
@@ -185,3 +186,103 @@ def test_a_request_settled_in_a_lost_table_is_finished_not_reserved_or_counted_a
     assert outcome.decision is Decision.ALREADY_FINISHED and day.reserved == 0
     again = settle(day, done, "r1", {BG: 70_000}, {"m": 70_000}, 1, released=False)
     assert not again.applied and (day.settled, day.paid_calls) == (70_000, 1)
+
+
+# The day ledger and the reservation are two table records, written reservation first.
+# A crash can land the first without the second; the redelivered message finishes it.
+
+def _lost(day: DayLedger) -> DayLedger:
+    """The day as its changelog last recorded it (the write in flight was lost)."""
+    return DayLedger.from_document(day.to_document(), day.day)
+
+
+def test_a_request_whose_day_write_was_lost_is_held_again_once():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    before = _lost(day)
+    first = reserve(day, None, "r1", {BG: 70_000}, caps)  # only the reservation landed
+    again = reserve(before, first.reservation, "r1", {BG: 70_000}, caps)
+    assert again.decision is Decision.RESERVED
+    assert (before.reserved, before.open, before.reservations) == (70_000, 1, 1)
+    assert reserve(before, again.reservation, "r1", {BG: 70_000}, caps).decision is (
+        Decision.ALREADY_RESERVED)
+    assert before.reserved == 70_000 and before.holds == {"r1": {BG: 70_000}}
+
+
+def test_a_request_whose_reservation_write_was_lost_is_not_held_twice():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    reserve(day, None, "r1", {BG: 70_000}, caps)  # only the day landed
+    again = reserve(day, None, "r1", {BG: 70_000}, caps)
+    assert again.decision is Decision.RESERVED and again.reservation.amount == 70_000
+    assert (day.reserved, day.open, day.reservations) == (70_000, 1, 1)
+
+
+def test_a_settlement_whose_day_write_was_lost_is_applied_once_when_redelivered():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    held = reserve(day, None, "r1", {BG: 70_000}, caps).reservation
+    before = _lost(day)
+    done = settle(day, held, "r1", {BG: 60_000}, {"m": 60_000}, 1, released=False)
+    # The reservation landed as settled; the day still holds it.
+    redelivered = settle(before, done.reservation, "r1", {BG: 60_000}, {"m": 60_000}, 1,
+                         released=False)
+    assert redelivered.applied
+    assert (before.reserved, before.settled, before.open, before.paid_calls) == (0, 60_000, 0, 1)
+    assert before.reserved_by_operation == {} and before.holds == {}
+    assert not settle(before, redelivered.reservation, "r1", {BG: 60_000}, {"m": 60_000}, 1,
+                      released=False).applied
+    assert day_summary(before, caps)["open_reservation_ids"] == []
+
+
+def test_a_settlement_whose_reservation_record_was_lost_frees_the_days_hold():
+    day, caps = DayLedger("d"), Caps.from_usd(1.0, {})
+    reserve(day, None, "r1", {BG: 70_000, UP: 30_000}, caps)
+    done = settle(day, None, "r1", {BG: 70_000}, {"m": 70_000}, 1, released=False)
+    assert done.applied and done.reservation.amount == 100_000
+    assert (day.reserved, day.settled, day.open) == (0, 70_000, 0)
+
+
+def test_random_crashes_between_the_two_writes_leave_nothing_open_or_counted_twice():
+    rng = random.Random(11)
+    caps = Caps.from_usd(100.0, {})
+    stored_day = DayLedger("d")
+    stored: dict[str, object] = {}  # the reservations table as its changelog holds it
+    spent_once = 0
+    for i in range(300):
+        rid, amount = f"r{i}", {BG: 70_000}
+        cost = rng.choice([0, 70_000])
+        # Each message is delivered until both of its writes landed; a crash lands the
+        # reservation write alone (written first), or nothing.
+        for message in ("request", "settlement"):
+            while True:
+                day = DayLedger.from_document(stored_day.to_document(), "d")
+                existing = stored.get(rid)
+                if message == "request":
+                    outcome = reserve(day, existing, rid, amount, caps)
+                    reservation = outcome.reservation
+                else:
+                    outcome = settle(day, existing, rid, {BG: cost} if cost else {},
+                                     {"m": cost} if cost else {}, int(cost > 0),
+                                     released=cost == 0)
+                    reservation = outcome.reservation
+                crash = rng.choice(["none", "before_both", "between"])
+                if crash == "before_both":
+                    continue
+                stored[rid] = Reservation.from_document(reservation.to_document())
+                if crash == "between":
+                    continue
+                stored_day = day
+                break
+        spent_once += cost
+    assert (stored_day.open, stored_day.reserved, stored_day.holds) == (0, 0, {})
+    assert stored_day.settled == spent_once and stored_day.reservations == 300
+
+
+def test_a_ledger_stored_before_holds_still_settles_its_open_reservations():
+    held = reserve(DayLedger("d"), None, "r1", {BG: 70_000}, Caps.from_usd(1.0, {})).reservation
+    old = {"day": "d", "reserved": 70_000, "settled": 0, "reserved_by_operation": {BG: 70_000},
+           "settled_by_operation": {}, "settled_by_model": {}, "reservations": 1, "open": 1,
+           "downgraded": 0, "paid_calls": 0}
+    day = DayLedger.from_document(old, "d")
+    assert day.holds is None
+    assert settle(day, held, "r1", {BG: 70_000}, {"m": 70_000}, 1, released=False).applied
+    assert (day.reserved, day.settled, day.open) == (0, 70_000, 0)
+    assert day_summary(day, Caps(1))["open_reservation_ids"] is None
