@@ -21,13 +21,19 @@ cache, and no new call can be paid outside a reservation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from imaging.errors import RetryableError
 from imaging.planning import downgrade_ai_steps
-from services.usage_records import settled_request, settled_requests, settled_spend
+from services.usage_records import (
+    recorded_usage,
+    settled_request,
+    settled_requests,
+    settled_spend,
+)
 from streams.app import Worker
 from streams.budget import (
     Caps,
@@ -52,6 +58,7 @@ from streams.records import (
     AISpendSettled,
     BudgetCapChanged,
     EnhancementPlan,
+    deterministic_id,
 )
 from streams.trust import approval_id
 
@@ -232,6 +239,52 @@ async def change_day_caps(change: BudgetCapChanged, worker: Worker) -> None:
                 change.requested_by, change.reason or "no reason given")
 
 
+def settlement_from_record(day: str, request_id: str, held: Mapping[str, int],
+                           rows: list[dict[str, Any]]) -> AISpendSettled:
+    """The settlement of a request as ai_usage_logs recorded it (the first settlement,
+    which enhance_ai writes there before sending it): the same event id and amounts as
+    the one sent, so whichever arrives second changes nothing."""
+    usage = [{"order": int(row["step_order"]), "operation": row["operation"],
+              "model_id": row["model_id"], "cost_usd": float(row["cost_usd"]),
+              "paid": float(row["cost_usd"]) > 0, "cache_hit": bool(row["cache_hit"]),
+              "attempts": int(row["attempts"]), "latency_ms": float(row["latency_ms"] or 0),
+              "success": bool(row["success"]), "error": row["error_message"]}
+             for row in rows]
+    spent = sum(to_micros(u["cost_usd"]) for u in usage)
+    return AISpendSettled.new(
+        event_id=deterministic_id("AISpendSettled", request_id),
+        request_id=request_id, reservation_id=request_id, image_id=rows[0]["image_id"],
+        job_id=rows[0]["job_id"], budget_key=day, budget_day=day,
+        reserved_usd=to_usd(sum(held.values())), settled_usd=to_usd(spent),
+        outcome="settled" if spent else "released", usage=usage)
+
+
+async def close_recorded_holds(worker: Worker, seen: set[str]) -> set[str]:
+    """Send again, from ai_usage_logs, the settlement of each hold that was open at the
+    last check too and whose spend is recorded there: its settlement event was lost
+    (nothing known loses one; this is the net under what is not known). Returns the
+    holds open now. Holds without a record (a call in flight or waiting out an outage)
+    are left alone."""
+    book = book_of(worker)
+    open_now: set[str] = set()
+    for key, document in list(book.days.items()):
+        ledger = DayLedger.from_document(document, key.decode())
+        for request_id, held in sorted((ledger.holds or {}).items()):
+            open_now.add(request_id)
+            if request_id not in seen:
+                continue
+            rows = await recorded_usage(worker.resources.db, request_id)
+            if not rows:
+                continue
+            log.warning("%s: reservation %s of %s still open although ai_usage_logs records"
+                        " its settlement; settling it from that record", STAGE, request_id,
+                        ledger.day)
+            BUDGET_DECISIONS.labels("settled_from_record").inc()
+            await worker.send("ai_budget", settlement_from_record(ledger.day, request_id,
+                                                                  held, rows))
+    return open_now
+
+
 def costs_summary(day: str, book: BudgetBook) -> dict[str, Any]:
     """What this worker's copy of the tables says about ``day`` (see streams.web)."""
     ledger = book.ledger(day)
@@ -261,6 +314,20 @@ def register(worker: Worker) -> None:
                          partial(settle_spend, worker=worker), topics.dead_letter)
     caps_stage = Stage("budget_caps", BudgetCapChanged,
                        partial(change_day_caps, worker=worker), topics.dead_letter)
+
+    seen: set[str] = set()
+
+    @app.timer(settings.budget_hold_check_seconds)
+    async def check_open_holds() -> None:
+        nonlocal seen
+        if not worker.resources.is_ready:
+            return
+        try:
+            seen = await close_recorded_holds(worker, seen)
+        except RetryableError as exc:  # an outage: the next tick tries again
+            log.warning("%s: open holds not checked: %s", STAGE, exc)
+        except Exception:  # a safety net must never stop the worker
+            log.exception("%s: open holds not checked", STAGE)
 
     worker.run_stage(topics.ai_requests, gate_stage)
     # Settling and caps need neither the database nor the store: never held up by them.

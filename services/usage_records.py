@@ -70,3 +70,11 @@ async def save_ai_usage(db: Database, settlement: AISpendSettled) -> None:
                  settlement.budget_day, use["cost_usd"], round(use["latency_ms"]),
                  use["success"], use["cache_hit"], use["attempts"], use["error"]),
             )
+
+
+async def recorded_usage(db: Database, request_id: str) -> list[dict]:
+    """The ai_usage_logs rows of one AI request, in step order (empty: never settled)."""
+    return await db.fetchall(
+        "SELECT step_order, reservation_id, job_id, image_id, model_id, operation,"
+        " budget_day, cost_usd, latency_ms, success, cache_hit, attempts, error_message"
+        " FROM ai_usage_logs WHERE request_id = %s ORDER BY step_order", (request_id,))

@@ -81,7 +81,8 @@ AI_CACHE = Counter(
 BUDGET_DECISIONS = Counter(
     "imgstream_budget_decisions_total",
     "Budget gate decisions: reserved, already_reserved, already_finished, does_not_fit,"
-    " settled, released, duplicate_settlement.",
+    " settled, released, duplicate_settlement, caps_changed, settled_from_record (an open"
+    " reservation settled again from ai_usage_logs: should stay 0).",
     ["decision"],
 )
 BUDGET_EXCESS = Counter(

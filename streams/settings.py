@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # Optional caps per operation within the day, e.g. {"background": 10.0}.
     budget_operation_caps_usd: dict[str, float] = Field(default_factory=dict)
     budget_timezone: str = "UTC"
+    # How often open reservations are compared with ai_usage_logs (a reservation open at
+    # two checks whose spend is recorded there is settled from that record).
+    budget_hold_check_seconds: float = Field(default=60.0, gt=0)
 
     # Bedrock emulator faults (embedded stack; also settable at run time through its
     # admin endpoint). Rates are probabilities per call.

@@ -9,6 +9,7 @@ worker's metrics, and what the emulator billed is what the table and ai_usage_lo
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -26,6 +27,7 @@ from tests.e2e.test_ai_budget import (
     micros,
     upload_all,
 )
+from tests.integration.kafka_reader import read_topic
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -132,5 +134,72 @@ def test_calls_slower_than_the_client_timeout_are_counted_once_and_never_repeate
         MEASURED["Bedrock slower than the client timeout, 6 photos"] = (
             f"{bill['received']} calls sent, {bill['billed']} billed (${bill['billed_usd']:.2f})"
             f" = settled ${table['settled_usd']:.2f}; every AI step fell back, none retried")
+    finally:
+        asyncio.run(_drop_namespace(scoped))
+
+
+def test_an_open_reservation_whose_spend_is_recorded_is_settled_from_the_record(stack):
+    """The net under a settlement event lost after its spend was recorded: while a slow
+    AI call holds its reservation, the spend appears in ai_usage_logs (written here as
+    enhance_ai writes it before sending the settlement). The hold check settles the
+    reservation from that record; the real settlement that follows changes nothing."""
+    _, settings = stack
+    run = uuid.uuid4().hex[:8]
+    port, emulator_port = WORKER_PORT + 4, EMULATOR_PORT + 3
+    env = {**namespace_env("holds", run),
+           "IMGSTREAM_BEDROCK_ENDPOINT": f"http://127.0.0.1:{emulator_port}",
+           "IMGSTREAM_BUDGET_DAILY_CAP_USD": "1.00",
+           "IMGSTREAM_BUDGET_HOLD_CHECK_SECONDS": "1",
+           "IMGSTREAM_EMULATOR_LATENCY_MS": "12000"}
+    scoped = namespaced(settings, env)
+    emulator = Emulator(emulator_port, settings.logs_dir / f"emulator-holds-{run}.log", env)
+    worker = start_worker(port, settings.logs_dir / f"worker-holds-{run}.log", env=env)
+    try:
+        worker.wait_ready(120)
+        worker.wait_log("[^Worker]: Ready", 120)
+        [image_id] = upload_all(worker.base_url, ai_eligible_photos(1, seed=31), f"holds-{run}")
+        [request_id] = wait_for(lambda: costs(port)["open_reservation_ids"], 120)
+        day, held = costs(port)["day"], costs(port)["reserved_usd"]
+        # The record of every AI step of the approved plan, written in one go as
+        # save_ai_usage does, at half the catalog price (to tell it from the real bill).
+        [approval] = [json.loads(m["value"]) for m in read_topic(scoped, "ai", expect=1)]
+        steps = [s for s in approval["plan"]["steps"] if s["method"] == "ai"]
+        written = [(step["model_id"], round(step["estimated_cost_usd"] / 2, 6))
+                   for step in steps]
+        for step, (model_id, cost) in zip(steps, written, strict=True):
+            run_query(scoped, "INSERT INTO ai_usage_logs (request_id, step_order,"
+                              " reservation_id, job_id, image_id, model_id, operation,"
+                              " budget_day, cost_usd, latency_ms, success, cache_hit, attempts,"
+                              " error_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 900,"
+                              " 1, 0, 1, NULL)",
+                      (request_id, step["order"], request_id, approval["job_id"], image_id,
+                       model_id, step["operation"], day, cost))
+        recorded_usd = round(sum(cost for _, cost in written), 6)
+        recorded = wait_for(lambda: (c := costs(port))["open_reservations"] == 0 and c, 30)
+        from_record = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in requests.get(worker.base_url + "/metrics", timeout=10).text.splitlines()
+            if line.startswith('imgstream_budget_decisions_total{decision="settled_from_record"'))
+        still_calling = emulator.stats()["totals"]["billed"] == 0
+        wait_for(lambda: completed_count(scoped, [image_id]) == 1, 120)
+        wait_for(lambda: emulator.stats()["totals"]["billed"] > 0, 30)
+        after = costs(port)
+    finally:
+        worker.stop()
+        emulator.stop()
+    try:
+        assert held > 0 and still_calling, "the hold was settled while its call ran"
+        assert recorded["settled_usd"] == recorded_usd and recorded["reserved_usd"] == 0.0
+        assert recorded["open_reservation_ids"] == []
+        assert from_record >= 1
+        # The real settlement came later: a duplicate of the recorded one (first wins).
+        assert (after["settled_usd"], after["reserved_usd"], after["open_reservations"]) == (
+            recorded_usd, 0.0, 0)
+        rows = run_query(scoped, "SELECT model_id, cost_usd FROM ai_usage_logs ORDER BY"
+                                 " step_order")
+        assert [(r["model_id"], float(r["cost_usd"])) for r in rows] == written
+        MEASURED["an open reservation whose spend is recorded (hold check every 1 s)"] = (
+            f"reserved ${held:.2f}, settled from the record ${recorded_usd:.2f} while its"
+            f" call ran; the real settlement afterwards changed nothing")
     finally:
         asyncio.run(_drop_namespace(scoped))

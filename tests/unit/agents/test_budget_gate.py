@@ -182,3 +182,51 @@ async def test_a_settlement_sent_before_the_loss_is_not_counted_again_after_reco
     await settle_spend(lost, worker)
     ledger = worker.state["budget_gate"].ledger(DAY)
     assert (ledger.settled, ledger.paid_calls) == (70_000, 1)
+
+
+def _usage_row(approval, cost):
+    return {"step_order": 1, "reservation_id": approval.reservation_id,
+            "job_id": approval.job_id, "image_id": approval.image_id,
+            "model_id": REMOVE_BACKGROUND, "operation": "background", "budget_day": DAY,
+            "cost_usd": cost, "latency_ms": 5, "success": 1, "cache_hit": 0, "attempts": 1,
+            "error_message": None}
+
+
+async def test_a_hold_whose_settlement_was_lost_is_settled_from_ai_usage_logs(worker,
+                                                                          monkeypatch):
+    from agents.budget_gate import close_recorded_holds, settlement_from_record
+    from agents.enhance_ai import settlement_for
+    from schemas import validate_event
+
+    first, second = await _request(worker, "seller-1"), await _request(worker, "seller-2")
+    worker.state["budget_gate"].caps = Caps.from_usd(1.0, {})
+    await gate_request(first, worker)
+    await gate_request(second, worker)
+    lost, in_flight = worker.sent_to("ai")
+    # ai_usage_logs records the first request's settlement (its event was lost); the
+    # second has no record yet (its call is in flight): it is left alone.
+    records = {lost.request_id: [_usage_row(lost, 0.07)]}
+
+    async def recorded(db, request_id):
+        return records.get(request_id, [])
+
+    monkeypatch.setattr("agents.budget_gate.recorded_usage", recorded)
+    seen = await close_recorded_holds(worker, set())
+    assert seen == {lost.request_id, in_flight.request_id}
+    assert worker.sent_to("ai_budget") == []  # open once is not open for long
+    await close_recorded_holds(worker, seen)
+    [again] = worker.sent_to("ai_budget")
+    validate_event(again.schema_name, again.to_document())
+    sent = settlement_for(lost, [{"order": 1, "operation": "background",
+                                  "model_id": REMOVE_BACKGROUND, "cost_usd": 0.07,
+                                  "paid": True, "cache_hit": False, "attempts": 1,
+                                  "latency_ms": 5.0, "success": True, "error": None}])
+    assert again.event_id == sent.event_id and again.usage == sent.usage
+    assert (again.settled_usd, again.reserved_usd, again.outcome) == (0.07, 0.07, "settled")
+    await settle_spend(again, worker)
+    await settle_spend(sent, worker)  # the lost one turns up after all: changes nothing
+    ledger = worker.state["budget_gate"].ledger(DAY)
+    assert (ledger.settled, ledger.reserved, ledger.open) == (70_000, 70_000, 1)
+    assert set(ledger.holds) == {in_flight.request_id}
+    assert settlement_from_record(DAY, lost.request_id, {"background": 70_000},
+                                  records[lost.request_id]).outcome == "settled"
