@@ -130,6 +130,13 @@ class DayLedger:
     def holds_open(self, reservation_id: str) -> bool:
         return self.holds is not None and reservation_id in self.holds
 
+    def held_reservation(self, reservation_id: str) -> Reservation:
+        """The open reservation this ledger holds under ``reservation_id`` (its record
+        in the reservations table was lost)."""
+        assert self.holds is not None
+        amounts = self.holds[reservation_id]
+        return Reservation(reservation_id, self.day, sum(amounts.values()), dict(amounts))
+
 
 def caps_for(day: DayLedger, defaults: Caps) -> Caps:
     """The day's caps: the settings' ones, overridden by what an operator set for it."""
@@ -227,9 +234,7 @@ def reserve(day: DayLedger, existing: Reservation | None, reservation_id: str,
             return ReserveOutcome(Decision.ALREADY_RESERVED, day, existing)
     elif day.holds_open(reservation_id):
         # The day holds it and only the reservation record was lost: recreate that.
-        return ReserveOutcome(Decision.RESERVED, day, Reservation(
-            reservation_id, day.day, sum(day.holds[reservation_id].values()),
-            dict(day.holds[reservation_id])))
+        return ReserveOutcome(Decision.RESERVED, day, day.held_reservation(reservation_id))
     amount = sum(by_operation.values())
     remaining = caps.daily - day.committed()
     reason = None
@@ -276,9 +281,7 @@ def settle(day: DayLedger, reservation: Reservation | None, reservation_id: str,
         return SettleOutcome(False, day, reservation)
     actual = sum(by_operation.values())
     if reservation is None and held:
-        assert day.holds is not None
-        reservation = Reservation(reservation_id, day.day, sum(day.holds[reservation_id].values()),
-                                  dict(day.holds[reservation_id]))
+        reservation = day.held_reservation(reservation_id)
     if reservation is None:
         reservation = Reservation(reservation_id, day.day, actual, dict(by_operation))
         excess = 0

@@ -36,10 +36,12 @@ EMULATOR_PORT = 16575
 WORKER_PORT = 16178
 
 
-def metric_sum(base_url: str, name: str) -> float:
+def metric_sum(base_url: str, name: str, labels: str = "") -> float:
+    """The sum of a metric's samples whose labels start with ``labels`` (e.g. 'a="b"')."""
     text = requests.get(base_url + "/metrics", timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+               if line.startswith(name + "{" + labels)
+               or (not labels and line.startswith(name + " ")))
 
 
 def test_throttling_and_an_outage_still_complete_with_exact_spend(stack):
@@ -176,10 +178,8 @@ def test_an_open_reservation_whose_spend_is_recorded_is_settled_from_the_record(
                        model_id, step["operation"], day, cost))
         recorded_usd = round(sum(cost for _, cost in written), 6)
         recorded = wait_for(lambda: (c := costs(port))["open_reservations"] == 0 and c, 30)
-        from_record = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in requests.get(worker.base_url + "/metrics", timeout=10).text.splitlines()
-            if line.startswith('imgstream_budget_decisions_total{decision="settled_from_record"'))
+        from_record = metric_sum(worker.base_url, "imgstream_budget_decisions_total",
+                                 'decision="settled_from_record"')
         still_calling = emulator.stats()["totals"]["billed"] == 0
         wait_for(lambda: completed_count(scoped, [image_id]) == 1, 120)
         wait_for(lambda: emulator.stats()["totals"]["billed"] > 0, 30)

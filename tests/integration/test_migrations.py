@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
@@ -14,20 +13,6 @@ pytestmark = pytest.mark.integration
 
 SEED_TABLES = {"product_images", "enhancement_jobs", "processing_steps", "quality_metrics",
                "ai_usage_logs", "processed_events", "dead_letters", "schema_migrations"}
-
-
-@pytest.fixture()
-def scratch_settings(stack):
-    _, settings = stack
-    scratch = settings.model_copy(update={"db_name": f"imgstream_mig_{uuid.uuid4().hex[:8]}"})
-    yield scratch
-
-    async def drop():
-        db = await Database.connect(scratch)
-        await db.execute(f"DROP DATABASE IF EXISTS `{scratch.db_name}`")
-        await db.close()
-
-    asyncio.run(drop())
 
 
 def test_apply_twice_and_concurrently(scratch_settings):

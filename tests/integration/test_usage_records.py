@@ -18,20 +18,6 @@ pytestmark = pytest.mark.integration
 MODEL = "stability.stable-image-remove-background-v1:0"
 
 
-@pytest.fixture()
-def scratch_settings(stack):
-    _, settings = stack
-    scratch = settings.model_copy(update={"db_name": f"imgstream_usage_{uuid.uuid4().hex[:8]}"})
-    yield scratch
-
-    async def drop():
-        db = await Database.connect(scratch)
-        await db.execute(f"DROP DATABASE IF EXISTS `{scratch.db_name}`")
-        await db.close()
-
-    asyncio.run(drop())
-
-
 def _approval(request_id: str) -> AIEnhancementApproved:
     return AIEnhancementApproved.new(
         event_id=deterministic_id("approval", request_id), request_id=request_id,
