@@ -16,8 +16,10 @@ the background. Two sources, cheap first:
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
 backdrop model is not confident, and callers leave the background alone with the reason.
-A mask a background is cut with also gets :func:`second_look` at any faint part hanging
-on it (a handle the network half sees at 256 px would be cut away if thresholded).
+A mask a background is cut with also gets two more looks: :func:`second_look` at any
+faint part hanging on it (a handle the network half sees at 256 px would be cut away if
+thresholded) and :func:`mirrored_look`, the same network on the mirrored photo (a lamp
+whose white shade it misses in one orientation and sees in the other).
 """
 
 from __future__ import annotations
@@ -64,14 +66,18 @@ class MaskRules:
     max_unsure: float = 0.10       # pixels with 0.2 < alpha < 0.8, per product pixel
     min_agreement: float = 0.75    # IoU with the backdrop model's mask, when it has one
     second_side: int = 320         # input side of the second look at faint parts
+    faint_level: float = 0.05      # saliency above which a pixel beyond the outline is faint
     faint_check: float = 0.005     # faint attached part (per product pixel) that asks it
     max_disputed: float = 0.015    # faint there, solid at second_side (per product pixel)
+    max_mirrored_dispute: float = 0.2  # solid in one orientation, out in the other
 
     def __post_init__(self) -> None:
         checks = {
             "model_side": 64 <= self.model_side <= 1024,
             "second_side": 64 <= self.second_side <= 1024,
+            "faint_level": 0.0 < self.faint_level < 0.5,
             "faint_check": 0.0 <= self.faint_check <= 1.0,
+            "max_mirrored_dispute": 0.0 <= self.max_mirrored_dispute,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
@@ -103,6 +109,7 @@ class ProductMask:
     pieces: int
     agreement: float | None
     disputed: float | None = None  # see :func:`second_look`; None when not asked
+    mirrored_dispute: float | None = None  # see :func:`mirrored_look`; None when not asked
 
     def summary(self) -> dict:
         """What events carry about the mask (no pixels)."""
@@ -236,12 +243,12 @@ def judge_mask(alpha: np.ndarray, rules: MaskRules, method: str,
                        pieces=pieces, agreement=agreement)
 
 
-def faint_part(alpha: np.ndarray) -> np.ndarray:
-    """Faint pixels (0.15 < alpha <= 0.5) beyond the product's soft outline and connected
-    to it: a part the model half sees, such as a mug's handle or a strap."""
+def faint_part(alpha: np.ndarray, level: float = MaskRules.faint_level) -> np.ndarray:
+    """Faint pixels (``level`` < alpha <= 0.5) beyond the product's soft outline and
+    connected to it: a part the model half sees, such as a mug's handle or a strap."""
     solid = (alpha > 0.5).astype(np.uint8)
     outline = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    faint = ((alpha > 0.15) & (outline == 0)).astype(np.uint8)
+    faint = ((alpha > level) & (outline == 0)).astype(np.uint8)
     _, labels = cv2.connectedComponents(faint, connectivity=8)
     touching = cv2.dilate(outline, np.ones((3, 3), np.uint8)) & faint
     attached = np.unique(labels[touching > 0])
@@ -260,7 +267,7 @@ def second_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
     """
     if not mask.confident:
         return mask
-    faint = faint_part(mask.alpha)
+    faint = faint_part(mask.alpha, rules.faint_level)
     product = max(1, int(np.count_nonzero(mask.alpha > 0.5)))
     if np.count_nonzero(faint) / product < rules.faint_check:
         return mask
@@ -271,6 +278,35 @@ def second_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
     return replace(mask, confident=False, reason=UNSURE_MATTE, disputed=disputed,
                    detail=f"a part of {disputed:.1%} of the product is faint at "
                           f"{rules.model_side} px and solid at {rules.second_side} px")
+
+
+def mirrored_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
+                  look: Callable[[np.ndarray, int], np.ndarray] | None = None) -> ProductMask:
+    """Run the model on the mirrored photo and compare: a trusted mask must not depend on
+    which way the photo faces.
+
+    The network sometimes misses a large part of the product outright, with a clean,
+    solid outline around the rest (a lamp's white shade on a light wall): nothing in the
+    mask itself is unsure, but the mirrored photo shows the part. Pixels solid in one
+    run and below 0.2 in the other are disputed; more than ``max_mirrored_dispute`` of
+    the product's pixels and the mask is unsure. Clutter one run finds salient and the
+    other does not counts too: a network unsure what the product is is not trusted. ``look(small, side)`` is the model
+    (:func:`model_mask` unless given).
+    """
+    if not mask.confident:
+        return mask
+    mirrored = (look or model_mask)(np.ascontiguousarray(small[:, ::-1]), rules.model_side)
+    mirrored = mirrored[:, ::-1]
+    alpha = mask.alpha
+    solid = alpha > 0.5
+    disputed_pixels = np.count_nonzero((solid & (mirrored < 0.2))
+                                       | ((mirrored > 0.5) & (alpha < 0.2)))
+    dispute = disputed_pixels / max(1, int(np.count_nonzero(solid)))
+    if dispute <= rules.max_mirrored_dispute:
+        return replace(mask, mirrored_dispute=dispute)
+    return replace(mask, confident=False, reason=UNSURE_MATTE, mirrored_dispute=dispute,
+                   detail=f"the model's masks of the photo and of its mirror image differ "
+                          f"on {dispute:.0%} of the product")
 
 
 def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
@@ -288,6 +324,26 @@ _cache_lock = threading.Lock()
 _CACHE_SIZE = 32
 
 
+def _cache_key(small: np.ndarray, *parts: object) -> bytes:
+    return hashlib.blake2b(small.tobytes() + repr((small.shape, *parts)).encode(),
+                           digest_size=16).digest()
+
+
+def _cached(key: bytes) -> ProductMask | None:
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    return None
+
+
+def _remember(key: bytes, mask: ProductMask) -> None:
+    with _cache_lock:
+        _cache[key] = mask
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
 def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None = None,
                       use_model: bool = True) -> ProductMask | None:
     """The product's mask on :func:`work_copy` of ``bgr``; None when no source answers.
@@ -301,12 +357,10 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
     from imaging.subject import find_subject  # the backdrop model
 
     small = work_copy(bgr)
-    key = hashlib.blake2b(small.tobytes() + repr((small.shape, rules, use_model)).encode(),
-                          digest_size=16).digest()
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
+    key = _cache_key(small, rules, use_model)
+    cached = _cached(key)
+    if cached is not None:
+        return cached
     if subject is None or subject.mask is None or subject.mask.shape != small.shape[:2]:
         subject = find_subject(small)
     fast = backdrop_alpha(subject, small.shape[:2])
@@ -319,18 +373,23 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
         reference = fast if result is not None and result.confident else None
         result = judge_mask(model_mask(small, rules.model_side), rules, "model", reference)
     if result is not None:
-        with _cache_lock:
-            _cache[key] = result
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+        _remember(key, result)
     return result
 
 
 def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | None:
-    """:func:`find_product_mask` for replacing the background: a faint part of the product
-    gets its :func:`second_look` here (the assessment's subject region and the gate do not
-    need it, so only photos whose background is replaced pay for it)."""
+    """:func:`find_product_mask` for replacing the background: the mask gets its
+    :func:`second_look` and :func:`mirrored_look` here (the assessment's subject region
+    and the gate do not need them, so only photos whose background is replaced pay;
+    cached too: finalize may make a result twice)."""
     mask = find_product_mask(bgr, rules)
     if mask is None or mask.method != "model":
         return mask
-    return second_look(mask, work_copy(bgr), rules)
+    small = work_copy(bgr)
+    key = _cache_key(small, rules, "cut")
+    cached = _cached(key)
+    if cached is not None:
+        return cached
+    mask = mirrored_look(second_look(mask, small, rules), small, rules)
+    _remember(key, mask)
+    return mask

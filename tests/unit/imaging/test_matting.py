@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from imaging.matting import backdrop_texture, composite
+from imaging.matting import backdrop_texture, composite, remove_spill, spill_rim
 
 
 def _grey_on_red(edge_alpha):
@@ -41,3 +41,52 @@ def test_a_patterned_backdrop_is_busy_and_a_plain_one_with_a_sharp_product_is_no
     edge = (slice(18, 22), slice(30, 50))
     assert backdrop_texture(plain, alpha, 6)[edge].max() == 0.0
     assert backdrop_texture(busy, alpha, 6)[edge].min() > 0.9
+
+
+def _spilled(product_bgr, backdrop_bgr, spill=0.4, width=3):
+    """A product (right half) on a backdrop whose colour bleeds ``width`` px into it, as
+    JPEG's half-resolution chroma leaves it; the matte is solid over the product."""
+    image = np.zeros((60, 80, 3), np.float32)
+    image[:, :40] = backdrop_bgr
+    image[:, 40:] = product_bgr
+    rim = np.asarray(product_bgr, np.float32) * (1 - spill) + np.asarray(backdrop_bgr) * spill
+    image[:, 40:40 + width] = rim
+    alpha = np.zeros((60, 80), np.float32)
+    alpha[:, 40:] = 1.0
+    return image, alpha
+
+
+def _chroma(bgr):
+    bgr = np.asarray(bgr, np.float32)
+    return bgr - bgr.mean(axis=-1, keepdims=True)
+
+
+def test_a_grey_products_rim_loses_the_red_backdrops_colour_but_not_its_brightness():
+    image, alpha = _spilled((128, 128, 128), (40, 40, 220))
+    out = remove_spill(image, alpha)
+    before, after = image[:, 40:43], out[:, 40:43]
+    assert np.abs(_chroma(after)).max() < np.abs(_chroma(before)).max() / 4
+    assert np.allclose(after.mean(axis=-1), before.mean(axis=-1), atol=1.0)
+    assert (out[:, :40] == image[:, :40]).all()  # the backdrop is the composite's business
+    assert (out[:, 50:] == image[:, 50:]).all()  # deeper than the rim: untouched
+
+
+def test_a_product_the_colour_of_its_backdrop_keeps_its_rim():
+    image, alpha = _spilled((44, 46, 214), (40, 40, 220))  # a red garment on a red sheet
+    assert np.allclose(remove_spill(image, alpha), image)
+
+
+def test_a_rim_leaning_away_from_the_backdrop_is_the_products_own_colour():
+    image, alpha = _spilled((128, 128, 128), (40, 40, 220))
+    image[:, 40:43] = (200, 120, 60)  # a blue piping along the edge of a grey garment
+    assert np.allclose(remove_spill(image, alpha)[:, 40:43], image[:, 40:43], atol=1.0)
+
+
+def test_a_product_too_thin_to_have_an_inside_is_left_as_it_is():
+    image, alpha = _spilled((128, 128, 128), (40, 40, 220))
+    alpha[:, 44:] = 0.0  # a strap four pixels wide: nothing deeper than the rim
+    assert np.allclose(remove_spill(image, alpha), image)
+
+
+def test_the_rim_grows_with_the_photo():
+    assert spill_rim((400, 533)) == 3 and spill_rim((1500, 2000)) == 10

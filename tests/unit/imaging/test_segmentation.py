@@ -12,6 +12,7 @@ from imaging.segmentation import (
     find_mask_to_cut_with,
     find_product_mask,
     judge_mask,
+    mirrored_look,
     second_look,
 )
 
@@ -108,6 +109,44 @@ def test_a_part_faint_at_one_size_and_solid_at_another_is_unsure():
     assert same.confident and same.disputed == 0.0
 
 
+def test_a_very_faint_part_is_looked_at_again_from_the_profiles_faint_level():
+    alpha = _mug(handle=0.08)  # a white handle the network barely sees
+    assert not faint_part(alpha, 0.15).any()
+    assert faint_part(alpha, RULES.faint_level)[:, 135:].sum() > 150
+
+
+def test_a_mask_the_mirrored_photo_does_not_confirm_is_unsure():
+    body = _blob(box=(100, 30, 160, 130))  # a lamp's base, its shade missed
+    mask = judge_mask(body, RULES, "model")
+    assert mask.confident
+    whole_lamp = lambda small, side: _blob(box=(20, 30, 160, 130))[:, ::-1]  # noqa: E731
+    unsure = mirrored_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=whole_lamp)
+    assert not unsure.confident and unsure.reason == "unsure_matte"
+    assert unsure.mirrored_dispute > 1.0 and "mirror image" in unsure.detail
+
+
+def test_a_mask_the_mirrored_photo_confirms_stays_trusted():
+    alpha = _blob()
+    seen = []
+
+    def mirrored_model(small, side):
+        seen.append((small[0, 0, 0], side))
+        return alpha[:, ::-1] * 0.97  # the model on the mirrored photo: the same product
+
+    photo = np.zeros((200, 160, 3), np.uint8)
+    photo[:, 0] = 9  # the left column: the model must see it on the right
+    mask = mirrored_look(judge_mask(alpha, RULES, "model"), photo, RULES, look=mirrored_model)
+    assert mask.confident and mask.mirrored_dispute == 0.0
+    assert seen == [(0, RULES.model_side)]
+
+
+def test_an_unsure_mask_is_not_looked_at_in_the_mirror():
+    def never(small, side):
+        raise AssertionError("looked again")
+    mask = judge_mask(_blob(box=(0, 30, 160, 130)), RULES, "model")
+    assert mirrored_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=never) is mask
+
+
 def test_a_mask_without_a_faint_part_is_not_looked_at_again():
     def never(small, side):
         raise AssertionError("looked again")
@@ -132,8 +171,30 @@ def test_a_mug_whose_handle_the_model_half_sees_is_left_alone():
     assert not mask.confident and mask.reason == "unsure_matte" and mask.disputed > 0.015
 
 
-@pytest.mark.parametrize("index", [3, 30])  # bottle and t-shirt on wood: dark hems
+def test_a_lamp_whose_shade_the_model_misses_is_left_alone():
+    scene, _ = _bench_scene(125)  # lamp on wood: at 256 px the white shade is not seen
+    mask = find_mask_to_cut_with(scene, RULES)
+    assert not mask.confident and mask.mirrored_dispute > RULES.max_mirrored_dispute
+
+
+@pytest.mark.parametrize("index", [30, 150])  # t-shirts on wood: dark hems
 def test_the_full_size_matte_keeps_the_product_edge(index):
     scene, truth = _bench_scene(index)
     alpha = product_alpha(scene, RULES)
     assert (alpha[truth > 0.9] > 0.5).mean() >= 0.99
+
+
+def test_a_photo_cut_twice_is_segmented_once(monkeypatch):
+    import imaging.segmentation as segmentation
+
+    scene, _ = _bench_scene(30)  # a t-shirt on wood: a confident mask, both looks asked
+    segmentation._cache.clear()
+    calls = []
+    model = segmentation.model_mask
+    monkeypatch.setattr(segmentation, "model_mask",
+                        lambda small, side: calls.append(side) or model(small, side))
+    first = find_mask_to_cut_with(scene, RULES)
+    assert first.confident and first.mirrored_dispute is not None
+    asked = len(calls)
+    assert asked >= 2  # the mask and its mirror image
+    assert find_mask_to_cut_with(scene, RULES) is first and len(calls) == asked
