@@ -79,15 +79,38 @@ def backdrop_texture(gray: np.ndarray, alpha: np.ndarray, radius: int) -> np.nda
                    0.0, 1.0).astype(np.float32)
 
 
-def _local_means(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Weighted local mean colour at every pixel (smooth: computed at half size)."""
+def _local_means(image: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                 ) -> np.ndarray:
+    """Weighted local mean colour at pixels ``(ys, xs)`` (N x channels).
+
+    Smooth, so computed at half size and scaled back up only where asked: bilinear at
+    the positions ``cv2.resize`` would use, without making the full-size image.
+    """
     height, width = weight.shape
     half = (max(1, width // 2), max(1, height // 2))
     small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
-    small = cv2.resize(image, half, interpolation=cv2.INTER_AREA) * small_w[..., None]
+    small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[..., None]
     radius = max(2, round(max(half) / 100))
-    mean = _box(small, radius) / (_box(small_w, radius)[..., None] + np.float32(1e-4))
-    return cv2.resize(mean, (width, height), interpolation=cv2.INTER_LINEAR)
+    mean = _box(small * small_w[..., None], radius)
+    if mean.ndim == 2:
+        mean = mean[..., None]
+    mean = mean / (_box(small_w, radius)[..., None] + np.float32(1e-4))
+    return _sample(mean, (ys + 0.5) * (half[1] / height) - 0.5,
+                   (xs + 0.5) * (half[0] / width) - 0.5)
+
+
+def _sample(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``image`` (H x W x C, C <= 4) bilinearly at fractional positions (N x C)."""
+    count, side = len(ys), 1024  # remap's maps must stay under 32767 on each side
+    rows = max(1, -(-count // side))
+    map_x = np.zeros(rows * side, np.float32)
+    map_y = np.zeros(rows * side, np.float32)
+    map_x[:count], map_y[:count] = xs, ys
+    out = cv2.remap(image, map_x.reshape(rows, side), map_y.reshape(rows, side),
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * side, -1)[:count]
 
 
 def _without_islands(alpha: np.ndarray) -> np.ndarray:
@@ -143,10 +166,11 @@ def remove_spill(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     deep = (depth > reach).astype(np.float32)
     # The fourth channel is 1 where a window holds deep product and 0 where none does;
     # between the two, scaling back up mixes them, and dividing by it unmixes the colour.
-    product_and_cover = _local_means(np.dstack([image, np.ones_like(deep)]), deep)[ys, xs]
+    with_cover = np.concatenate([image, np.ones_like(deep)[..., None]], axis=2)
+    product_and_cover = _local_means(with_cover, deep, ys, xs)
     cover = product_and_cover[:, 3]
     product = product_and_cover[:, :3] / np.maximum(cover, np.float32(1e-3))[:, None]
-    backdrop = _local_means(image, (1.0 - alpha) ** 2)[ys, xs]
+    backdrop = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
     pixel = image[ys, xs]
 
     def chroma(colour: np.ndarray) -> np.ndarray:
@@ -188,8 +212,8 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
     if band.any():
         ys, xs = np.nonzero(edge)
         a_edge = a[ys, xs]
-        product = _local_means(image, alpha * alpha)[ys, xs]
-        backdrop = _local_means(image, (1.0 - alpha) ** 2)[ys, xs]
+        product = _local_means(image, alpha * alpha, ys, xs)
+        backdrop = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
         pixel = image[ys, xs]
         residual = pixel - a_edge * product - (1.0 - a_edge) * backdrop
         colour = np.clip(product + a_edge * residual, 0.0, 255.0)

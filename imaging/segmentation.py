@@ -67,8 +67,9 @@ class MaskRules:
     min_agreement: float = 0.75    # IoU with the backdrop model's mask, when it has one
     second_side: int = 320         # input side of the second look at faint parts
     faint_level: float = 0.05      # saliency above which a pixel beyond the outline is faint
-    faint_check: float = 0.005     # faint attached part (per product pixel) that asks it
+    faint_check: float = 0.015     # faint attached part (per product pixel) that asks it
     max_disputed: float = 0.015    # faint there, solid at second_side (per product pixel)
+    mirrored_below_area: float = 0.15  # masks covering less of the frame get the mirror
     max_mirrored_dispute: float = 0.2  # solid in one orientation, out in the other
 
     def __post_init__(self) -> None:
@@ -78,6 +79,7 @@ class MaskRules:
             "faint_level": 0.0 < self.faint_level < 0.5,
             "faint_check": 0.0 <= self.faint_check <= 1.0,
             "max_mirrored_dispute": 0.0 <= self.max_mirrored_dispute,
+            "mirrored_below_area": 0.0 <= self.mirrored_below_area <= 1.0,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
@@ -290,10 +292,13 @@ def mirrored_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
     mask itself is unsure, but the mirrored photo shows the part. Pixels solid in one
     run and below 0.2 in the other are disputed; more than ``max_mirrored_dispute`` of
     the product's pixels and the mask is unsure. Clutter one run finds salient and the
-    other does not counts too: a network unsure what the product is is not trusted. ``look(small, side)`` is the model
-    (:func:`model_mask` unless given).
+    other does not counts too: a network unsure what the product is is not trusted.
+    The run costs as much as the mask's own, so only masks covering less than
+    ``mirrored_below_area`` of the frame get it: a product seen that small is either
+    small or seen in part, and sellers frame garments large. ``look(small, side)`` is the
+    model (:func:`model_mask` unless given).
     """
-    if not mask.confident:
+    if not mask.confident or mask.area >= rules.mirrored_below_area:
         return mask
     mirrored = (look or model_mask)(np.ascontiguousarray(small[:, ::-1]), rules.model_side)
     mirrored = mirrored[:, ::-1]

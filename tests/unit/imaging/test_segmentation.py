@@ -116,17 +116,17 @@ def test_a_very_faint_part_is_looked_at_again_from_the_profiles_faint_level():
 
 
 def test_a_mask_the_mirrored_photo_does_not_confirm_is_unsure():
-    body = _blob(box=(100, 30, 160, 130))  # a lamp's base, its shade missed
-    mask = judge_mask(body, RULES, "model")
-    assert mask.confident
-    whole_lamp = lambda small, side: _blob(box=(20, 30, 160, 130))[:, ::-1]  # noqa: E731
+    base = _blob(box=(120, 50, 160, 110))  # a lamp's base, 7.5% of the frame; shade missed
+    mask = judge_mask(base, RULES, "model")
+    assert mask.confident and mask.area < RULES.mirrored_below_area
+    whole_lamp = lambda small, side: _blob(box=(40, 50, 160, 110))[:, ::-1]  # noqa: E731
     unsure = mirrored_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=whole_lamp)
     assert not unsure.confident and unsure.reason == "unsure_matte"
     assert unsure.mirrored_dispute > 1.0 and "mirror image" in unsure.detail
 
 
 def test_a_mask_the_mirrored_photo_confirms_stays_trusted():
-    alpha = _blob()
+    alpha = _blob(box=(120, 50, 160, 110))
     seen = []
 
     def mirrored_model(small, side):
@@ -140,11 +140,14 @@ def test_a_mask_the_mirrored_photo_confirms_stays_trusted():
     assert seen == [(0, RULES.model_side)]
 
 
-def test_an_unsure_mask_is_not_looked_at_in_the_mirror():
+def test_an_unsure_mask_or_a_large_one_is_not_looked_at_in_the_mirror():
     def never(small, side):
         raise AssertionError("looked again")
-    mask = judge_mask(_blob(box=(0, 30, 160, 130)), RULES, "model")
-    assert mirrored_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=never) is mask
+    photo = np.zeros((200, 160, 3), np.uint8)
+    unsure = judge_mask(_blob(box=(0, 30, 160, 130)), RULES, "model")
+    assert mirrored_look(unsure, photo, RULES, look=never) is unsure
+    garment = judge_mask(_blob(), RULES, "model")  # 37.5% of the frame
+    assert garment.confident and mirrored_look(garment, photo, RULES, look=never) is garment
 
 
 def test_a_mask_without_a_faint_part_is_not_looked_at_again():
@@ -187,7 +190,7 @@ def test_the_full_size_matte_keeps_the_product_edge(index):
 def test_a_photo_cut_twice_is_segmented_once(monkeypatch):
     import imaging.segmentation as segmentation
 
-    scene, _ = _bench_scene(30)  # a t-shirt on wood: a confident mask, both looks asked
+    scene, _ = _bench_scene(27)  # a bottle on wood: small enough for the mirrored look
     segmentation._cache.clear()
     calls = []
     model = segmentation.model_mask
