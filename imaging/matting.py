@@ -79,26 +79,32 @@ def backdrop_texture(gray: np.ndarray, alpha: np.ndarray, radius: int) -> np.nda
                    0.0, 1.0).astype(np.float32)
 
 
-def _local_means(image: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.ndarray
-                 ) -> np.ndarray:
-    """Weighted local mean colour at pixels ``(ys, xs)`` (N x channels).
+def _half_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    height, width = shape[:2]
+    return max(1, width // 2), max(1, height // 2)
 
-    Smooth, so computed at half size and scaled back up only where asked: bilinear at
-    the positions ``cv2.resize`` would use, without making the full-size image.
+
+def _local_means(image: np.ndarray, weight: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                 small: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted local mean colour at pixels ``(ys, xs)`` (N x 3), and the share of its
+    window the weight covers (N; 0 where no weighted pixel is near).
+
+    Smooth, so computed at half size (``small``: ``image`` at half size, if made already)
+    and read back only where asked: weighted sums and weights bilinearly, at the
+    positions ``cv2.resize`` would use, then divided, so that a colour is never mixed
+    with the zero of an empty window.
     """
     height, width = weight.shape
-    half = (max(1, width // 2), max(1, height // 2))
+    half = _half_size(weight.shape)
+    if small is None:
+        small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
     small_w = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
-    small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
-    if small.ndim == 2:
-        small = small[..., None]
     radius = max(2, round(max(half) / 100))
-    mean = _box(small * small_w[..., None], radius)
-    if mean.ndim == 2:
-        mean = mean[..., None]
-    mean = mean / (_box(small_w, radius)[..., None] + np.float32(1e-4))
-    return _sample(mean, (ys + 0.5) * (half[1] / height) - 0.5,
-                   (xs + 0.5) * (half[0] / width) - 0.5)
+    sums = np.dstack([_box(small * small_w[..., None], radius), _box(small_w, radius)])
+    sampled = _sample(sums, (ys + 0.5) * (half[1] / height) - 0.5,
+                      (xs + 0.5) * (half[0] / width) - 0.5)
+    cover = sampled[:, 3]
+    return sampled[:, :3] / (cover[:, None] + np.float32(1e-4)), cover
 
 
 def _sample(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -142,7 +148,8 @@ def spill_rim(shape: tuple[int, ...]) -> int:
     return max(3, round(max(shape[:2]) / 200))
 
 
-def remove_spill(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def remove_spill(image: np.ndarray, alpha: np.ndarray, in_place: bool = False
+                 ) -> np.ndarray:
     """``image`` (float32 BGR) with the backdrop's colour taken out of the product's rim.
 
     A grey garment on a red sheet has a pink rim a few pixels deep even where the matte is
@@ -164,13 +171,9 @@ def remove_spill(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return image
     ys, xs = np.nonzero(zone)
     deep = (depth > reach).astype(np.float32)
-    # The fourth channel is 1 where a window holds deep product and 0 where none does;
-    # between the two, scaling back up mixes them, and dividing by it unmixes the colour.
-    with_cover = np.concatenate([image, np.ones_like(deep)[..., None]], axis=2)
-    product_and_cover = _local_means(with_cover, deep, ys, xs)
-    cover = product_and_cover[:, 3]
-    product = product_and_cover[:, :3] / np.maximum(cover, np.float32(1e-3))[:, None]
-    backdrop = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
+    small = cv2.resize(image, _half_size(image.shape), interpolation=cv2.INTER_AREA)
+    product, cover = _local_means(image, deep, ys, xs, small)
+    backdrop, _ = _local_means(image, (1.0 - alpha) ** 2, ys, xs, small)
     pixel = image[ys, xs]
 
     def chroma(colour: np.ndarray) -> np.ndarray:
@@ -180,11 +183,11 @@ def remove_spill(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     power = np.einsum("ij,ij->i", lean, lean)
     toward = np.einsum("ij,ij->i", chroma(pixel) - chroma(product), lean) / (power + 1e-3)
     # Trusted as far as the two colours differ in chroma (12..36 levels); the product's
-    # colour is only known where some of it lies deeper than the rim (weight > 0).
-    trust = np.clip((np.sqrt(power) - 12.0) / 24.0, 0.0, 1.0) * (cover > 0.5)
+    # colour is only known where some of it lies deeper than the rim nearby.
+    trust = np.clip((np.sqrt(power) - 12.0) / 24.0, 0.0, 1.0) * (cover > 0.05)
     fade = np.clip((reach - depth[ys, xs]) / (reach - rim), 0.0, 1.0)
     amount = np.clip(toward, 0.0, 1.0) * trust * fade
-    out = image.copy()
+    out = image if in_place else image.copy()
     out[ys, xs] = np.clip(pixel - amount[:, None] * lean, 0.0, 255.0)
     return out
 
@@ -202,7 +205,7 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
     saturated sheet. Solid ones never do: a white stripe at a black sleeve's edge on a
     white floor has the backdrop's colour too.
     """
-    image = remove_spill(bgr.astype(np.float32), alpha)
+    image = remove_spill(bgr.astype(np.float32), alpha, in_place=True)
     fill = np.asarray(fill_bgr, np.float32)
     a = alpha[..., None]
     out = image * a + fill * (1.0 - a)
@@ -212,8 +215,8 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
     if band.any():
         ys, xs = np.nonzero(edge)
         a_edge = a[ys, xs]
-        product = _local_means(image, alpha * alpha, ys, xs)
-        backdrop = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
+        product, _ = _local_means(image, alpha * alpha, ys, xs)
+        backdrop, _ = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
         pixel = image[ys, xs]
         residual = pixel - a_edge * product - (1.0 - a_edge) * backdrop
         colour = np.clip(product + a_edge * residual, 0.0, 255.0)

@@ -96,16 +96,28 @@ def test_a_faint_part_is_what_hangs_on_the_product_beyond_its_outline():
     assert not faint_part(_blob()).any()
 
 
+def _painted(region):
+    """A photo whose product is painted white where ``region`` is, black elsewhere."""
+    photo = np.zeros(region.shape + (3,), np.uint8)
+    photo[region] = 255
+    return photo
+
+
+def _sees_white(small, side):
+    """A model that sees exactly the white pixels of whatever it is given."""
+    return (small[..., 0] > 128).astype(np.float32)
+
+
 def test_a_part_faint_at_one_size_and_solid_at_another_is_unsure():
     alpha = _mug()
     mask = judge_mask(alpha, RULES, "model")
     assert mask.confident
-    sees_handle = lambda small, side: np.maximum(alpha, (alpha > 0.2) * 1.0)  # noqa: E731
-    unsure = second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=sees_handle)
+    with_handle = _painted(alpha > 0.2)  # the finer look sees the handle
+    unsure = second_look(mask, with_handle, RULES, look=_sees_white)
     assert not unsure.confident and unsure.reason == "unsure_matte"
     assert unsure.disputed > RULES.max_disputed and "320 px" in unsure.detail
-    agrees = lambda small, side: alpha  # noqa: E731
-    same = second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=agrees)
+    body_only = _painted(alpha > 0.5)  # the finer look agrees with the first
+    same = second_look(mask, body_only, RULES, look=_sees_white)
     assert same.confident and same.disputed == 0.0
 
 
