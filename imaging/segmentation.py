@@ -78,7 +78,7 @@ class MaskRules:
             "second_side": 64 <= self.second_side <= 1024,
             "faint_level": 0.0 < self.faint_level < 0.5,
             "faint_check": 0.0 <= self.faint_check <= 1.0,
-            "max_mirrored_dispute": 0.0 <= self.max_mirrored_dispute,
+            "max_mirrored_dispute": self.max_mirrored_dispute >= 0.0,
             "mirrored_below_area": 0.0 <= self.mirrored_below_area <= 1.0,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,

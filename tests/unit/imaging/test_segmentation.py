@@ -98,7 +98,7 @@ def test_a_faint_part_is_what_hangs_on_the_product_beyond_its_outline():
 
 def _painted(region):
     """A photo whose product is painted white where ``region`` is, black elsewhere."""
-    photo = np.zeros(region.shape + (3,), np.uint8)
+    photo = np.zeros((*region.shape, 3), np.uint8)
     photo[region] = 255
     return photo
 
