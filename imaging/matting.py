@@ -215,8 +215,9 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, fill_bgr: tuple[int, int, int]
     if band.any():
         ys, xs = np.nonzero(edge)
         a_edge = a[ys, xs]
-        product, _ = _local_means(image, alpha * alpha, ys, xs)
-        backdrop, _ = _local_means(image, (1.0 - alpha) ** 2, ys, xs)
+        small = cv2.resize(image, _half_size(image.shape), interpolation=cv2.INTER_AREA)
+        product, _ = _local_means(image, alpha * alpha, ys, xs, small)
+        backdrop, _ = _local_means(image, (1.0 - alpha) ** 2, ys, xs, small)
         pixel = image[ys, xs]
         residual = pixel - a_edge * product - (1.0 - a_edge) * backdrop
         colour = np.clip(product + a_edge * residual, 0.0, 255.0)
