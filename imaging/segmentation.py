@@ -16,10 +16,12 @@ the background. Two sources, cheap first:
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
 backdrop model is not confident, and callers leave the background alone with the reason.
-A mask a background is cut with also gets two more looks: :func:`second_look` at any
-faint part hanging on it (a handle the network half sees at 256 px would be cut away if
-thresholded) and :func:`mirrored_look`, the same network on the mirrored photo (a lamp
-whose white shade it misses in one orientation and sees in the other).
+A mask a background is cut with also gets three more looks: :func:`backdrop_look` for
+backdrop the network kept inside the outline (a door between a dress's arm and body),
+:func:`second_look` at any faint part hanging on it (a handle the network half sees at
+256 px would be cut away if thresholded) and :func:`mirrored_look`, the same network on
+the mirrored photo (a lamp whose white shade it misses in one orientation and sees in
+the other).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ FRAGMENTED = "fragmented"
 UNSURE_MATTE = "unsure_matte"
 DISAGREES = "disagrees"
 NO_MASK = "no_mask"
+BACKDROP_INSIDE = "backdrop_inside"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class MaskRules:
     max_disputed: float = 0.015    # faint there, solid at second_side (per product pixel)
     mirrored_below_area: float = 0.15  # masks covering less of the frame get the mirror
     max_mirrored_dispute: float = 0.2  # solid in one orientation, out in the other
+    hue_chroma: float = 12.0       # Lab chroma from which a pixel's hue counts
+    max_backdrop_inside: float = 0.002  # backdrop-hued piece by the outline (per product px)
 
     def __post_init__(self) -> None:
         checks = {
@@ -80,6 +85,8 @@ class MaskRules:
             "faint_check": 0.0 <= self.faint_check <= 1.0,
             "max_mirrored_dispute": self.max_mirrored_dispute >= 0.0,
             "mirrored_below_area": 0.0 <= self.mirrored_below_area <= 1.0,
+            "hue_chroma": 0.0 <= self.hue_chroma <= 128.0,
+            "max_backdrop_inside": 0.0 <= self.max_backdrop_inside <= 1.0,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
@@ -112,6 +119,7 @@ class ProductMask:
     agreement: float | None
     disputed: float | None = None  # see :func:`second_look`; None when not asked
     mirrored_dispute: float | None = None  # see :func:`mirrored_look`; None when not asked
+    backdrop_inside: float | None = None  # see :func:`backdrop_look`; None when not asked
 
     def summary(self) -> dict:
         """What events carry about the mask (no pixels)."""
@@ -159,7 +167,7 @@ class _SalientObjectModel:
 FLOAT_MODEL_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
 #: Bumped whenever :mod:`imaging.model_build` changes what it builds (a new file name, so
 #: an environment never runs a stale build).
-INT8_RECIPE = 1
+INT8_RECIPE = 2
 
 
 def float_model_path() -> Path:
@@ -314,6 +322,72 @@ def mirrored_look(mask: ProductMask, small: np.ndarray, rules: MaskRules,
                           f"on {dispute:.0%} of the product")
 
 
+#: Lab a/b bins of this width make the hue histograms of :func:`backdrop_inside`.
+_HUE_BIN = 8
+#: A hue is the backdrop's when the backdrop ring has it this many times more often than
+#: the product's inside, and in at least this share of the ring's pixels.
+_HUE_RATIO, _HUE_MIN_SHARE = 3.0, 0.01
+#: Depth (px on the work copy) from which a pixel is the product's inside, width of the
+#: backdrop ring around the outline, and how far inside the outline a kept piece of
+#: backdrop may start (it is reached from the outline: print on a garment is not).
+_INSIDE_DEPTH, _RING_WIDTH, _NEAR_OUTLINE = 3, 15, 6.0
+
+
+def backdrop_inside(small: np.ndarray, alpha: np.ndarray, hue_chroma: float) -> float:
+    """The largest piece of the mask, starting by its outline, in a hue the backdrop
+    around the product has and the product's inside lacks, per product pixel.
+
+    The network sometimes keeps the backdrop where the product almost encloses it: a
+    door between a dress's arm and body, sheet between a sleeve and the body, floor at a
+    cuff. Nothing in the mask is unsure there, but the colours tell: wood-coloured pixels
+    inside a grey dress. Only pixels with a hue (Lab chroma of at least ``hue_chroma``)
+    count, because white and grey are on walls and garments alike.
+    """
+    solid = (alpha > 0.5).astype(np.uint8)
+    product = int(np.count_nonzero(solid))
+    if product == 0:
+        return 0.0
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    a = lab[..., 1].astype(np.int16) - 128
+    b = lab[..., 2].astype(np.int16) - 128
+    coloured = (a.astype(np.float32) ** 2 + b.astype(np.float32) ** 2) >= hue_chroma ** 2
+    side = 128 // _HUE_BIN
+    hue = (np.clip((a + 64) // _HUE_BIN, 0, side - 1) * side
+           + np.clip((b + 64) // _HUE_BIN, 0, side - 1))
+    inside = cv2.erode(solid, cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * _INSIDE_DEPTH + 1,) * 2)) > 0
+    ring = (cv2.dilate(solid, cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * _RING_WIDTH + 1,) * 2)) > 0) & (alpha < 0.05)
+    ring_hues = np.bincount(hue[ring & coloured], minlength=side * side) / max(1, ring.sum())
+    inside_hues = (np.bincount(hue[inside & coloured], minlength=side * side)
+                   / max(1, int(np.count_nonzero(inside))))
+    backdrop_hue = (ring_hues > _HUE_RATIO * inside_hues) & (ring_hues >= _HUE_MIN_SHARE)
+    suspect = (inside & coloured & backdrop_hue[hue]).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(suspect, connectivity=8)
+    if count <= 1:
+        return 0.0
+    depth = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
+    nearest = np.full(count, np.inf, np.float32)
+    np.minimum.at(nearest, labels[suspect > 0], depth[suspect > 0])
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    reached = areas[nearest[1:] <= _NEAR_OUTLINE]
+    return float(reached.max()) / product if reached.size else 0.0
+
+
+def backdrop_look(mask: ProductMask, small: np.ndarray, rules: MaskRules) -> ProductMask:
+    """Refuse a confident mask with a piece of backdrop kept inside its outline
+    (:func:`backdrop_inside` above ``max_backdrop_inside``): cut with it, the piece would
+    be published as a patch of the old backdrop. Costs a few ms, no model run."""
+    if not mask.confident:
+        return mask
+    share = backdrop_inside(small, mask.alpha, rules.hue_chroma)
+    if share <= rules.max_backdrop_inside:
+        return replace(mask, backdrop_inside=share)
+    return replace(mask, confident=False, reason=BACKDROP_INSIDE, backdrop_inside=share,
+                   detail=f"a piece of {share:.1%} of the product, by its outline, has "
+                          "the backdrop's colour and not the product's")
+
+
 def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
     """The backdrop model's mask as a soft alpha at ``shape`` (None when it has none)."""
     if subject.mask is None:
@@ -384,9 +458,9 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
 
 def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | None:
     """:func:`find_product_mask` for replacing the background: the mask gets its
-    :func:`second_look` and :func:`mirrored_look` here (the assessment's subject region
-    and the gate do not need them, so only photos whose background is replaced pay;
-    cached too: finalize may make a result twice)."""
+    :func:`backdrop_look`, :func:`second_look` and :func:`mirrored_look` here (the
+    assessment's subject region and the gate do not need them, so only photos whose
+    background is replaced pay; cached too: finalize may make a result twice)."""
     mask = find_product_mask(bgr, rules)
     if mask is None or mask.method != "model":
         return mask
@@ -395,6 +469,7 @@ def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | No
     cached = _cached(key)
     if cached is not None:
         return cached
+    mask = backdrop_look(mask, small, rules)
     mask = mirrored_look(second_look(mask, small, rules), small, rules)
     _remember(key, mask)
     return mask

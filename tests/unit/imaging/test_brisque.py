@@ -8,7 +8,6 @@ with pyiqa itself runs only where pyiqa and torch are installed (the ``pyiqa`` e
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,19 +18,12 @@ import pytest
 
 from imaging.brisque import MIN_SIDE, N_FEATURES, brisque_features, brisque_score
 from imaging.samples import darken, plan_sample_batch, render_sample
+from tests.shared_files import shared_dir
 
 U8 = npt.NDArray[np.uint8]
 
 
-def _shared_dir() -> Path | None:
-    sibling = Path(__file__).resolve().parents[4] / "shared"
-    if sibling.is_dir():
-        return sibling
-    env = os.environ.get("IMGSTREAM_SHARED")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
-SHARED = _shared_dir()
+SHARED = shared_dir()
 CALIBRATION = SHARED / "calibration" / "brisque" if SHARED else None
 SELLERS = SHARED / "images" / "sellers" if SHARED else None
 # Two seller photos on which every degradation below visibly raises BRISQUE.

@@ -52,3 +52,39 @@ def test_the_int8_network_masks_a_product_like_the_float_one():
     truth_iou = (int8_mask & (truth > 0.5)).sum() / (int8_mask | (truth > 0.5)).sum()
     float_truth = (float_mask & (truth > 0.5)).sum() / (float_mask | (truth > 0.5)).sum()
     assert iou > 0.9 and truth_iou > 0.9, (iou, truth_iou, float_truth)
+
+
+def _dequantize_then_shape():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["f"]),
+         helper.make_node("Shape", ["f"], ["size"]),
+         helper.make_node("Relu", ["f"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("q", TensorProto.UINT8, ["h", "w"])],
+        [helper.make_tensor_value_info("size", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("out", TensorProto.FLOAT, ["h", "w"])],
+        [helper.make_tensor("scale", TensorProto.FLOAT, [], [0.5]),
+         helper.make_tensor("zero", TensorProto.UINT8, [], [3])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_shapes_are_read_off_the_int8_tensors_with_the_same_outputs():
+    from imaging.model_build import shapes_from_quantized
+
+    original, rewired = _dequantize_then_shape(), _dequantize_then_shape()
+    assert shapes_from_quantized(rewired) == 1
+    assert rewired.graph.node[1].input[0] == "q"
+    feed = {"q": np.arange(12, dtype=np.uint8).reshape(3, 4)}
+    outputs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+               .run(None, feed) for m in (original, rewired)]
+    assert all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True))
+
+
+def test_the_built_network_has_no_shape_of_a_dequantized_copy():
+    import onnx
+
+    from imaging.model_build import shapes_from_quantized
+
+    assert shapes_from_quantized(onnx.load(str(int8_model_path()))) == 0

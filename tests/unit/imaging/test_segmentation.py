@@ -4,10 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
+from imaging.decoding import decode_image
 from imaging.ops.background import product_alpha
 from imaging.samples import render_product_scene_with_mask
 from imaging.segmentation import (
     MaskRules,
+    backdrop_inside,
+    backdrop_look,
     faint_part,
     find_mask_to_cut_with,
     find_product_mask,
@@ -15,6 +18,7 @@ from imaging.segmentation import (
     mirrored_look,
     second_look,
 )
+from tests.shared_files import shared_dir
 
 RULES = MaskRules()
 
@@ -167,6 +171,69 @@ def test_a_mask_without_a_faint_part_is_not_looked_at_again():
         raise AssertionError("looked again")
     mask = judge_mask(_blob(), RULES, "model")
     assert second_look(mask, np.zeros((200, 160, 3), np.uint8), RULES, look=never) is mask
+
+
+DOOR, GREY, WHITE = (60, 140, 210), (120, 120, 120), (245, 245, 245)  # BGR
+
+
+def _hung_on(backdrop, product=GREY, patch=None, at=(90, 150, 110, 116)):
+    """A garment (a box, with the mask the network made of it) hung on ``backdrop``,
+    with ``patch`` colour at ``at`` = (y0, y1, x0, x1): by default between the right arm
+    and the body, 3 px inside the outline, where the door shows through."""
+    photo = np.full((200, 160, 3), backdrop, np.uint8)
+    photo[30:170, 40:120] = product
+    if patch is not None:
+        y0, y1, x0, x1 = at
+        photo[y0:y1, x0:x1] = patch
+    return photo, _blob(box=(30, 40, 170, 120))
+
+
+def test_backdrop_kept_by_the_outline_is_found_and_refused():
+    photo, alpha = _hung_on(DOOR, patch=DOOR)
+    share = backdrop_inside(photo, alpha, RULES.hue_chroma)
+    assert share == pytest.approx(60 * 6 / (140 * 80), rel=0.05)
+    mask = backdrop_look(judge_mask(alpha, RULES, "model"), photo, RULES)
+    assert not mask.confident and mask.reason == "backdrop_inside"
+    assert mask.backdrop_inside == share and "backdrop's colour" in mask.detail
+
+
+@pytest.mark.parametrize("backdrop, product, patch, at", [
+    (DOOR, GREY, DOOR, (90, 120, 70, 90)),     # print in the backdrop's hue, deep inside
+    (DOOR, DOOR, DOOR, (90, 150, 110, 116)),   # a garment the colour of the door
+    (WHITE, GREY, WHITE, (90, 150, 110, 116)),  # a white band by a white wall: no hue
+    (DOOR, GREY, None, (0, 0, 0, 0)),          # nothing kept
+])
+def test_what_is_not_backdrop_kept_inside(backdrop, product, patch, at):
+    photo, alpha = _hung_on(backdrop, product, patch, at)
+    assert backdrop_inside(photo, alpha, RULES.hue_chroma) == 0.0
+    mask = backdrop_look(judge_mask(alpha, RULES, "model"), photo, RULES)
+    assert mask.confident and mask.backdrop_inside == 0.0
+
+
+def test_a_tiny_piece_of_backdrop_hue_is_tolerated():
+    photo, alpha = _hung_on(DOOR, patch=DOOR, at=(90, 94, 112, 116))  # 16 px of 11200
+    mask = backdrop_look(judge_mask(alpha, RULES, "model"), photo, RULES)
+    assert mask.confident and 0.0 < mask.backdrop_inside <= RULES.max_backdrop_inside
+
+
+def _seller_photo(name):
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("the shared folder is not beside the repository")
+    return decode_image((shared / "images" / "sellers" / name).read_bytes()).bgr
+
+
+def test_a_dress_on_a_door_that_shows_between_arm_and_body_is_left_alone():
+    photo = _seller_photo("dress/bcb839e0-9055-4760-b5a4-b7fd703b716f.jpg")
+    assert find_product_mask(photo, RULES).confident  # the network keeps the door gap
+    mask = find_mask_to_cut_with(photo, RULES)
+    assert not mask.confident and mask.reason == "backdrop_inside"
+
+
+def test_a_printed_tee_on_a_wall_stays_trusted():
+    photo = _seller_photo("t-shirt/12a48c81-d35b-45f8-93fd-5d69153163e2.jpg")
+    mask = find_mask_to_cut_with(photo, RULES)
+    assert mask.confident and mask.backdrop_inside <= RULES.max_backdrop_inside
 
 
 def _bench_scene(index):
