@@ -45,9 +45,22 @@ def subject_of(bgr: np.ndarray, profile: Profile) -> Subject:
     return locate_product(small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), profile)
 
 
-def decoded_pixels(bgr: np.ndarray, profile: Profile) -> DecodedImage:
-    """Pixels already in hand (a rendition just made) as the assessment's decoded copy."""
+def decoded_pixels(bgr: np.ndarray, profile: Profile,
+                   judged_at: tuple[int, int] | None = None) -> DecodedImage:
+    """Pixels already in hand (a rendition just made) as the assessment's decoded copy.
+
+    ``judged_at`` (width, height): the smaller source a result will be judged at
+    (:func:`assess_quality`'s ``source_size``). The copy is then made straight at that
+    size's working resolution with Lanczos: an area-averaged working copy first would
+    take 20-50% of an upscale's Laplacian variance with it, and the judge would mark the
+    upscale down for its own round trip.
+    """
     height, width = bgr.shape[:2]
+    if judged_at is not None and judged_at[0] * judged_at[1] < width * height:
+        factor = min(1.0, profile.assessment.working_max_side / max(judged_at))
+        size = (max(1, round(judged_at[0] * factor)), max(1, round(judged_at[1] * factor)))
+        return DecodedImage(cv2.resize(bgr, size, interpolation=cv2.INTER_LANCZOS4),
+                            width, height)
     return DecodedImage(working_copy(bgr, profile), width, height)
 
 

@@ -161,9 +161,9 @@ def publish_enhanced(result: np.ndarray, source: np.ndarray, before_score: float
         return Refusal(f"gate: {verdict.reason}: published the original", gate)
     # Only the large JPEG is encoded before the verdict; the rest if it is published.
     large = large_jpeg(result, profile.outputs)
-    after = assess_quality(large[1].data, profile,
-                           source_size=(source.shape[1], source.shape[0]), source=source,
-                           decoded=decoded_pixels(large[0], profile))
+    source_size = (source.shape[1], source.shape[0])
+    after = assess_quality(large[1].data, profile, source_size=source_size, source=source,
+                           decoded=decoded_pixels(large[0], profile, judged_at=source_size))
     score = after.judgement.overall_score
     # Listings need the larger size for zoom; interpolation is not credited, so an
     # upscaled result is published unless the other steps made it worse.

@@ -92,6 +92,24 @@ def test_upscaling_alone_never_raises_a_score_or_tier(short_side):
     assert naive.judgement.scores["resolution"] > after.judgement.scores["resolution"]
 
 
+@pytest.mark.parametrize("product", ["tshirt", "sneaker"])
+def test_finalize_judges_an_upscale_alone_as_its_source(product):
+    scene, _ = _scene("wood", product)
+    small = cv2.resize(scene, (400, 300), interpolation=cv2.INTER_AREA)
+    data = _jpeg(small)
+    before = assess_quality(data, PROFILE)
+    big = apply_operation("upscale", decode_image(data).bgr, {"short_side": 1000})
+    publication = publish(data, big, before.judgement.overall_score, PROFILE,
+                          [{"operation": "upscale", "success": True}])
+    assert not publication.kept_original, publication.reason
+    after = publication.after
+    # Measured on the published pixels brought back to the source's size in one step:
+    # the detail the source had, no more (credit) and no less (a round-trip penalty).
+    assert after.metrics.blur == pytest.approx(before.metrics.blur, rel=0.03)
+    assert abs(after.judgement.scores["sharpness"] - before.judgement.scores["sharpness"]) <= 1.0
+    assert after.judgement.scores["resolution"] == before.judgement.scores["resolution"]
+
+
 def _with_gps_and_zip(bgr) -> bytes:
     image = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     exif = Image.Exif()
