@@ -29,13 +29,18 @@ class QualityReport:
                 for k, v in self.metrics.as_dict().items()}
 
 
+def working_size(width: int, height: int, profile: Profile) -> tuple[float, tuple[int, int]]:
+    """The scale factor and (width, height) at which a photo of this size is assessed."""
+    factor = min(1.0, profile.assessment.working_max_side / max(width, height))
+    return factor, (max(1, round(width * factor)), max(1, round(height * factor)))
+
+
 def working_copy(bgr: np.ndarray, profile: Profile) -> np.ndarray:
     """``bgr`` at the profile's working size (the assessment's copy of a photo)."""
     height, width = bgr.shape[:2]
-    factor = min(1.0, profile.assessment.working_max_side / max(height, width))
+    factor, size = working_size(width, height, profile)
     if factor == 1.0:
         return bgr
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
 
 
@@ -52,13 +57,12 @@ def decoded_pixels(bgr: np.ndarray, profile: Profile,
     ``judged_at`` (width, height): the smaller source a result will be judged at
     (:func:`assess_quality`'s ``source_size``). The copy is then made straight at that
     size's working resolution with Lanczos: an area-averaged working copy first would
-    take 20-50% of an upscale's Laplacian variance with it, and the judge would mark the
-    upscale down for its own round trip.
+    take much of an upscale's Laplacian variance with it, and the judge would mark the
+    upscale down for its own round trip (docs/decisions/0001, profile 2.5.0).
     """
     height, width = bgr.shape[:2]
     if judged_at is not None and judged_at[0] * judged_at[1] < width * height:
-        factor = min(1.0, profile.assessment.working_max_side / max(judged_at))
-        size = (max(1, round(judged_at[0] * factor)), max(1, round(judged_at[1] * factor)))
+        _, size = working_size(*judged_at, profile)
         return DecodedImage(cv2.resize(bgr, size, interpolation=cv2.INTER_LANCZOS4),
                             width, height)
     return DecodedImage(working_copy(bgr, profile), width, height)
@@ -84,12 +88,11 @@ def assess_quality(data: bytes, profile: Profile,
     scale = decoded.scale
     if source_size is not None and source_size[0] * source_size[1] < width * height:
         width, height = source_size
-        factor = min(1.0, profile.assessment.working_max_side / max(width, height))
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        factor, size = working_size(width, height, profile)
         if (bgr.shape[1], bgr.shape[0]) != size:
             # Lanczos both ways: a Lanczos upscale brought back to its source size keeps
-            # its Laplacian variance (an area average loses 25-50% of it and would
-            # penalise every upscale for the round trip, not for anything it did).
+            # its Laplacian variance (an area average would penalise every upscale for
+            # the round trip, not for anything it did).
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LANCZOS4)
         scale = factor
     fixed = None

@@ -121,8 +121,8 @@ def shapes_from_quantized(model) -> int:
     U²-Net scales each decoder stage to the size of another tensor (``Shape`` of it);
     after quantization that tensor is int8 and the ``Shape`` reads a dequantized float
     copy: onnxruntime makes the copy (and transposes it out of its channels-last layout)
-    on every run, ~2% of the network's CPU. The shape is the same either way, so the
-    output is bit for bit the same. Returns how many ``Shape`` nodes were rewired.
+    on every run. The shape is the same either way, so the output is bit for bit the
+    same (docs/decisions/0001, profile 2.5.0). Returns how many ``Shape`` nodes were rewired.
     """
     made_by = {output: node for node in model.graph.node for output in node.output}
     rewired = 0
