@@ -80,6 +80,14 @@ def _high_pass(gray: np.ndarray) -> np.ndarray:
     return gray - cv2.GaussianBlur(gray, (0, 0), 4.0)
 
 
+def _distance_to(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest difference of any channel from ``colour`` (uint8)."""
+    reference = np.empty_like(image)
+    reference[...] = colour
+    blue, green, red = cv2.split(cv2.absdiff(image, reference))
+    return cv2.max(cv2.max(blue, green), red)
+
+
 def check_preservation(original: np.ndarray, result: np.ndarray,
                        product: np.ndarray | None, fill_bgr: tuple[int, int, int] | None,
                        rules: GateRules) -> GateVerdict:
@@ -103,9 +111,8 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
     removed = np.zeros(shape, bool)
     if fill_bgr is not None:
         fill = np.asarray(fill_bgr, np.int16)
-        near_fill_after = np.abs(after.astype(np.int16) - fill).max(axis=2) <= 12
-        far_from_fill_before = np.abs(before.astype(np.int16) - fill).max(axis=2) > 30
-        removed = near_fill_after & far_from_fill_before
+        after_to_fill = _distance_to(after, fill)
+        removed = (after_to_fill <= 12) & (_distance_to(before, fill) > 30)
         measures["replaced_share"] = round(float(removed.mean()), 4)
         if product is not None:
             core = cv2.erode(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
@@ -115,13 +122,14 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
                 reasons.append(f"product cut: {lost:.1%} of the product's pixels were "
                                f"replaced by the fill colour")
         if removed.mean() > 0.002:
-            lookalike = _removed_lookalike(before, after, removed, fill)
+            kept = ~removed & (after_to_fill > 12)
+            lookalike = _removed_lookalike(before, kept, removed)
             measures["removed_lookalike"] = round(lookalike, 4)
             if lookalike > rules.max_removed_lookalike:
                 reasons.append(f"product cut: parts the size of {lookalike:.0%} of the kept "
                                f"product that look like it, not like the backdrop, were "
                                f"replaced")
-            unsupported = _unsupported_outline(before, after, removed, fill, rules)
+            unsupported = _unsupported_outline(before, kept, removed, rules)
             measures["unsupported_outline"] = round(unsupported, 4)
             if unsupported > rules.max_unsupported_cut:
                 reasons.append(f"product cut: {unsupported:.0%} of the new outline runs "
@@ -154,7 +162,7 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
             reasons.append(f"halos: {ringing:.0%} of the plain band along edges got new "
                            f"texture")
 
-    shift = _chromaticity_shift(before[keep], after[keep])
+    shift = _chromaticity_shift(before, after, keep)
     if shift is not None:
         measures["color_shift"] = round(shift, 2)
         if shift > rules.max_color_shift:
@@ -163,14 +171,13 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
     return GateVerdict(not reasons, reasons, measures)
 
 
-def _unsupported_outline(before: np.ndarray, after: np.ndarray, removed: np.ndarray,
-                         fill: np.ndarray, rules: GateRules) -> float:
+def _unsupported_outline(before: np.ndarray, kept: np.ndarray, removed: np.ndarray,
+                         rules: GateRules) -> float:
     """Share of a replacement's outline with no colour edge across it in the original.
 
     The two sides are compared a few pixels away from the outline (the matte keeps a thin
     rim of backdrop on purpose, and the soft band is neither side).
     """
-    kept = ~removed & (np.abs(after.astype(np.int16) - fill).max(axis=2) > 12)
     ring = cv2.dilate(removed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     outline = kept & ring
     if outline.sum() < 16:
@@ -193,24 +200,27 @@ def _unsupported_outline(before: np.ndarray, after: np.ndarray, removed: np.ndar
     return float((contrast[measured] < rules.cut_contrast).mean())
 
 
-def _chromaticity_shift(before: np.ndarray, after: np.ndarray) -> float | None:
-    """Distance (percentage points) between the mean rgb chromaticities of two pixel sets.
+def _chromaticity_shift(before: np.ndarray, after: np.ndarray, where: np.ndarray
+                        ) -> float | None:
+    """Distance (percentage points) between the mean rgb chromaticities of two images'
+    pixels ``where`` (a boolean mask).
 
     Chromaticity (each channel's share of the sum) does not move when a photo is
     brightened or darkened, so restoring exposure is not a cast; tinting is.
     """
-    if len(before) == 0:
+    if not where.any():
         return None
+    mask = where.astype(np.uint8)
 
-    def mean_chromaticity(pixels: np.ndarray) -> np.ndarray:
-        values = pixels.astype(np.float32) + 1.0
-        return (values / values.sum(axis=1, keepdims=True)).mean(axis=0)
+    def mean_chromaticity(image: np.ndarray) -> np.ndarray:
+        values = image.astype(np.float32) + np.float32(1.0)
+        total = cv2.transform(values, np.ones((1, 3), np.float32))
+        return np.array(cv2.mean(values / total[..., None], mask=mask)[:3])
 
     return float(np.linalg.norm(mean_chromaticity(after) - mean_chromaticity(before)) * 100)
 
 
-def _removed_lookalike(before: np.ndarray, after: np.ndarray, removed: np.ndarray,
-                       fill: np.ndarray) -> float:
+def _removed_lookalike(before: np.ndarray, kept: np.ndarray, removed: np.ndarray) -> float:
     """Replaced area next to the product whose colours are the product's, not the backdrop's.
 
     The backdrop's colours are sampled where the replacement meets the frame's edge, the
@@ -219,7 +229,6 @@ def _removed_lookalike(before: np.ndarray, after: np.ndarray, removed: np.ndarra
     Returned as a share of the kept product's area (lookalike pieces touching the product
     only; stray matches elsewhere do not count).
     """
-    kept = ~removed & (np.abs(after.astype(np.int16) - fill).max(axis=2) > 12)
     core = cv2.erode(kept.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     ring = np.zeros(removed.shape, bool)
     edge = max(3, round(min(removed.shape) * 0.03))

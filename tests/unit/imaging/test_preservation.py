@@ -12,7 +12,7 @@ from imaging.assessment import assess_quality
 from imaging.decoding import decode_image
 from imaging.enhancement import apply_plan
 from imaging.ops import apply_operation
-from imaging.preservation import GateRules, check_preservation
+from imaging.preservation import GateRules, _chromaticity_shift, check_preservation
 from imaging.publishing import LEFT_OUT, publish, steps_as_published, without_blamed_steps
 from imaging.samples import darken, render_product_scene_with_mask
 from profiles import load_profile
@@ -64,6 +64,23 @@ def test_a_mild_enhancement_passes_and_blotches_or_a_colour_cast_do_not():
     cast = np.clip(scene.astype(int) + np.array([0, 0, 25]), 0, 255).astype(np.uint8)  # redder
     verdict = check_preservation(scene, cast, None, None, RULES)
     assert not verdict.passed and "colour cast" in verdict.reason
+
+
+def test_the_colour_shift_is_the_exact_mean_chromaticity_distance():
+    # float32 accumulation over the pixels was off by a few percent
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 256, (400, 500, 3), dtype=np.uint8)
+    after = np.clip(before.astype(int) + rng.integers(-3, 4, before.shape), 0, 255
+                    ).astype(np.uint8)
+    where = rng.random((400, 500)) > 0.3
+
+    def chromaticity(pixels):
+        values = pixels.astype(np.float64) + 1.0
+        return (values / values.sum(axis=1, keepdims=True)).mean(axis=0)
+
+    expected = np.linalg.norm(chromaticity(after[where]) - chromaticity(before[where])) * 100
+    assert _chromaticity_shift(before, after, where) == pytest.approx(expected, rel=1e-4)
+    assert _chromaticity_shift(before, after, np.zeros_like(where)) is None
 
 
 def test_brightening_a_dark_photo_is_not_called_blotchy():
