@@ -110,7 +110,7 @@ def check_preservation(original: np.ndarray, result: np.ndarray,
 
     removed = np.zeros(shape, bool)
     if fill_bgr is not None:
-        fill = np.asarray(fill_bgr, np.int16)
+        fill = np.asarray(fill_bgr, np.uint8)
         after_to_fill = _distance_to(after, fill)
         removed = (after_to_fill <= 12) & (_distance_to(before, fill) > 30)
         measures["replaced_share"] = round(float(removed.mean()), 4)
