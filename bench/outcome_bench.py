@@ -11,8 +11,9 @@ noise 12, 2x downscale). Printed:
   changed, with the background replaced, refused by the mask confidence rule and by the
   content gate (with reasons), AI share and AI spend per photo at catalog prices (planned
   steps), paid results not published, CPU of the background step;
-* per degradation: share of outputs closer to the original than the degraded input
-  (SSIM on luma at the original's size), mean score change, share kept;
+* per degradation: share of outputs closer to the original than the degraded upload (the
+  JPEG the pipeline is given, decoded: SSIM on luma at the original's size), mean score
+  change, share kept;
 * with ``--generated N``: rendered scenes whose product mask is known
   (``imaging.samples``): share of background replacements keeping >= 99% of the product's
   pixels and mean IoU of the mask; scenes K..K+N-1 with ``--first-scene K`` (the mask
@@ -154,10 +155,13 @@ def one_photo(path: str) -> dict:
     }
     rng = np.random.default_rng(3)
     for name, degrade in DEGRADATIONS.items():
-        degraded = degrade(original, rng)
-        result = process_locally(jpeg(degraded), profile, catalog)
+        uploaded = jpeg(degrade(original, rng))
+        result = process_locally(uploaded, profile, catalog)
         published = decode_image(result.publication.large_jpeg.data).bgr
-        out, inp = to_size(published, original), to_size(degraded, original)
+        # The upload, not the degraded pixels before their JPEG: its encode loss is not
+        # the enhancement's doing.
+        out = to_size(published, original)
+        inp = to_size(decode_image(uploaded).bgr, original)
         row["degradations"][name] = {
             "closer": float(ssim(out, original) > ssim(inp, original)),
             "score_change": result.publication.after.judgement.overall_score

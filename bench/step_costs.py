@@ -3,13 +3,14 @@
     .venv/bin/python bench/step_costs.py [--count 60] [--against /path/to/other/checkout]
 
 Runs ``imaging.local_path.process_locally`` (what assess, route, enhance_local and
-finalize compute) over seller photos (~0.2 MP), generated 1 MP photos and a few generated
-12 MP (4000x3000) photos, in one process pinned to one core, under cProfile, and
-prints for each step: ms per call, calls per photo, and ms per photo (their product), plus
-the CPU ms per photo of the whole path. ``--against`` runs the same measurement on another
-checkout (e.g. a worktree of an earlier commit) in a subprocess and prints both side by
-side, so a change to the path is measured against what it replaced on the same machine,
-in the same minute. Profiling adds a little to Python-heavy steps; compare ratios.
+finalize compute) over seller photos (~0.2 MP), generated 1 MP photos (1000x1000) and a few
+generated 1.5 MP (1400x1050) and 12 MP (4000x3000) photos, in one process pinned to one
+core, under cProfile, and prints for each step: ms per call, calls per photo, and ms per
+photo (their product), plus the CPU ms per photo of the whole path. ``--against`` runs the
+same measurement on another checkout (e.g. a worktree of an earlier commit) in a
+subprocess and prints both side by side, so a change to the path is measured against what
+it replaced on the same machine, in the same minute. Profiling adds a little to
+Python-heavy steps; compare ratios.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ STEPS = [
 ]
 
 
-def large_photos(count: int) -> list[bytes]:
-    """12 MP camera-size JPEGs (4000x3000) of the generated scenes."""
+def large_photos(count: int, width: int = 4000, height: int = 3000) -> list[bytes]:
+    """Camera-size JPEGs of the generated scenes (12 MP unless told)."""
     import cv2
     import numpy as np
 
@@ -56,7 +57,7 @@ def large_photos(count: int) -> list[bytes]:
     rng = np.random.default_rng(12)
     combos = [("mug", "wood"), ("sneaker", "desk"), ("box", "white")]
     return [cv2.imencode(".jpg", render_product_scene(rng, product=p, background=b,
-                                                      width=4000, height=3000),
+                                                      width=width, height=height),
                          [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
             for p, b in (combos[i % len(combos)] for i in range(count))]
 
@@ -67,7 +68,10 @@ def photo_sets(count: int) -> dict[str, list[bytes]]:
 
     sellers = sorted(glob.glob(str(SELLERS / "*" / "*.jpg")))[:count]
     return {"sellers": [Path(p).read_bytes() for p in sellers],
-            "1 MP": megapixel_photos(count), "12 MP": large_photos(max(3, count // 10))}
+            "1 MP": megapixel_photos(count),
+            # between the assessment's working size and the large rendition's
+            "1.5 MP": large_photos(max(6, count // 4), 1400, 1050),
+            "12 MP": large_photos(max(3, count // 10))}
 
 
 def measure(count: int) -> dict[str, dict]:
@@ -118,17 +122,19 @@ def main() -> None:
         return
     runs = {"this tree": measure(args.count)}
     if args.against:
-        # The other checkout runs its own copy of this script (copied there if missing).
-        script = args.against / "bench" / Path(__file__).name
-        if not script.exists():
-            script.write_text(Path(__file__).read_text())
-        out = subprocess.run(
-            [sys.executable, str(script), "--json", "--count",
-             str(args.count)], cwd=args.against, capture_output=True, text=True, check=True,
-            env={**os.environ, "PYTHONPATH": str(args.against.resolve())})
+        # The other checkout runs this script (the same photo sets and steps) on its code.
+        script = args.against / "bench" / f".{Path(__file__).stem}-this-tree.py"
+        script.write_text(Path(__file__).read_text())
+        try:
+            out = subprocess.run(
+                [sys.executable, str(script), "--json", "--count", str(args.count)],
+                cwd=args.against, capture_output=True, text=True, check=True,
+                env={**os.environ, "PYTHONPATH": str(args.against.resolve())})
+        finally:
+            script.unlink()
         runs = {str(args.against): json.loads(out.stdout.strip().splitlines()[-1]), **runs}
     names = list(runs)
-    for photo_set in ("sellers", "1 MP", "12 MP"):
+    for photo_set in ("sellers", "1 MP", "1.5 MP", "12 MP"):
         print(f"\n{photo_set}: ms per call x calls per photo = ms per photo (one core)")
         header = "".join(f"  {n[-28:]:>30}" for n in names)
         print(f"  {'step':<26}{header}")
@@ -143,6 +149,7 @@ def main() -> None:
         print(f"  {'CPU per photo (profiled)':<26}{totals}")
     summary = ", ".join(f"{n}: sellers {runs[n]['sellers']['cpu_ms']:.0f} ms, "
                         f"1MP {runs[n]['1 MP']['cpu_ms']:.0f} ms, "
+                        f"1.5MP {runs[n]['1.5 MP']['cpu_ms']:.0f} ms, "
                         f"12MP {runs[n]['12 MP']['cpu_ms']:.0f} ms" for n in names)
     print(f"\nsteps: {summary}")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from imaging.decoding import DecodedImage, decode_image
+from imaging.decoding import DecodedImage, decode_image, fit
 from imaging.metrics import QualityMetrics, locate_product, measure
 from imaging.profile import Profile
 from imaging.scoring import Judgement, judge
@@ -37,11 +37,22 @@ def working_size(width: int, height: int, profile: Profile) -> tuple[float, tupl
 
 def working_copy(bgr: np.ndarray, profile: Profile) -> np.ndarray:
     """``bgr`` at the profile's working size (the assessment's copy of a photo)."""
-    height, width = bgr.shape[:2]
-    factor, size = working_size(width, height, profile)
-    if factor == 1.0:
-        return bgr
-    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return fit(bgr, profile.assessment.working_max_side)
+
+
+def working_decoded(source: DecodedImage, profile: Profile) -> DecodedImage | None:
+    """The assessment's working copy made from a photo decoded at full size (None when
+    ``source`` is itself reduced: a copy of a copy would be softer than the direct one,
+    and the judge would mark the photo down for it).
+
+    The copy equals a decode at the working size, so stages that hold the full-size
+    pixels find the product mask the assessment found: a cache hit, not another model run.
+    """
+    if (source.bgr.shape[1], source.bgr.shape[0]) != (source.original_width,
+                                                      source.original_height):
+        return None
+    return DecodedImage(working_copy(source.bgr, profile), source.original_width,
+                        source.original_height)
 
 
 def subject_of(bgr: np.ndarray, profile: Profile) -> Subject:

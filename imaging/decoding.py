@@ -54,11 +54,21 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
         rgb = _to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UndecodableImage(f"cannot decode image: {exc}") from exc
-    if max_side and max(rgb.shape[:2]) > max_side:
-        factor = max_side / max(rgb.shape[:2])
-        size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    if max_side:
+        rgb = fit(rgb, max_side)
     return DecodedImage(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), width, height)
+
+
+def fit(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` area-reduced so its long side is at most ``max_side`` (itself if it fits).
+    Every reduced copy is made this one way (the assessment's working copy, renditions,
+    the mask's input), so copies of the same pixels at the same size are equal."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    factor = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

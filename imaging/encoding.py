@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from imaging.decoding import fit
 from imaging.profile import Outputs
 
 
@@ -37,15 +38,6 @@ class Rendition:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
-
-
-def fit(bgr: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = bgr.shape[:2]
-    if max(h, w) <= max_side:
-        return bgr
-    factor = max_side / max(h, w)
-    return cv2.resize(bgr, (max(1, round(w * factor)), max(1, round(h * factor))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def jpeg_rendition(name: str, image: np.ndarray, outputs: Outputs) -> Rendition:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imaging.assessment import QualityReport, assess_quality
+from imaging.assessment import QualityReport, assess_quality, working_decoded
 from imaging.decoding import decode_image
 from imaging.enhancement import StepResult, apply_plan
 from imaging.planning import plan_enhancement
@@ -28,9 +28,7 @@ def process_locally(data: bytes, profile: Profile, catalog: ModelCatalog) -> Loc
     # Decoded once, no larger than the largest rendition (a DCT-scaled decode for big
     # JPEGs): nothing larger is ever published, so no step works on more pixels.
     source = decode_image(data, profile.outputs.large_max_side)
-    working = (None if max(source.bgr.shape[:2]) > profile.assessment.working_max_side
-               else source)  # a small photo's working copy is the photo itself
-    before = assess_quality(data, profile, decoded=working)
+    before = assess_quality(data, profile, decoded=working_decoded(source, profile))
     plan = plan_enhancement(before.metrics.as_dict(), before.judgement.tier,
                             before.subject, profile, catalog)
     if plan.skip:

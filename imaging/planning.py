@@ -103,7 +103,8 @@ def plan_enhancement(metrics: dict[str, Any], tier: str,
         model = r.models.background if complexity > r.ai_background_above and local_fails \
             else None
         params: dict[str, Any] = {"color": list(e.background_color),
-                                  "rules": profile.segmentation.as_dict()}
+                                  "rules": profile.segmentation.as_dict(),
+                                  "mask_side": profile.assessment.working_max_side}
         wanted.append(("background", params, model or None))
     short = min(metrics["width"], metrics["height"])
     if short < r.upscale_below:

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imaging.assessment import QualityReport, assess_quality, decoded_pixels
+from imaging.assessment import QualityReport, assess_quality, decoded_pixels, working_copy
 from imaging.clean_jpeg import strip_jpeg_metadata
-from imaging.decoding import decode_image
+from imaging.decoding import decode_image, fit
 from imaging.encoding import Rendition, large_jpeg, render_outputs
 from imaging.enhancement import apply_plan
 from imaging.ops.background import color_bgr
@@ -61,20 +61,6 @@ class Refusal:
 
     reason: str
     gate: dict[str, Any] | None
-
-
-def renditions_of_original(original: bytes, profile: Profile,
-                           source: np.ndarray | None = None) -> tuple[list[Rendition], bool]:
-    """The original's renditions, and whether its large JPEG is the original's own pixels.
-    ``source``: its decoded pixels, when already in hand."""
-    if source is None:
-        source = decode_image(original, profile.outputs.large_max_side).bgr
-    renditions = render_outputs(source, profile.outputs)
-    clean = lossless_large(original, profile)
-    if clean is not None:
-        renditions = [clean if (r.name, r.format) == ("large", "jpeg") else r
-                      for r in renditions]
-    return renditions, clean is not None
 
 
 def lossless_large(original: bytes, profile: Profile) -> Rendition | None:
@@ -142,7 +128,8 @@ def gate_result(before: np.ndarray, after: np.ndarray, steps: Sequence[dict[str,
     fill, product = None, None
     if replaced_background(steps):
         fill = color_bgr(profile.enhancement.background_color)
-        mask = find_product_mask(before, profile.segmentation)
+        # Found on the assessment's working copy: the mask it already made.
+        mask = find_product_mask(working_copy(before, profile), profile.segmentation)
         product = mask.alpha if mask is not None else None
     return check_preservation(before, after, product, fill, profile.gate)
 
@@ -181,14 +168,22 @@ def publish_original(original: bytes, profile: Profile, reason: str | None,
                      before: QualityReport | None = None) -> Publication:
     """Publish the original (skipped plans, or enhancements that were refused).
 
-    When its large JPEG is the original's own pixels, its quality is the original's:
-    ``before`` is reused (``after=None`` when the caller has no report: "as before").
-    Otherwise the large rendition is assessed.
+    When its large JPEG is the original's own pixels (a lossless metadata strip), its
+    quality is the original's: ``before`` is reused (``after=None`` when the caller has no
+    report: "as before"). Otherwise the large JPEG is what is published, and assessed.
+    ``source``: the original's decoded pixels, when already in hand.
     """
-    renditions, lossless = renditions_of_original(original, profile, source)
-    large = next(r for r in renditions if r.name == "large" and r.format == "jpeg")
-    after = before if lossless else assess_quality(large.data, profile)
-    return Publication(renditions, after, reason is not None, reason, gate)
+    if source is None:
+        source = decode_image(original, profile.outputs.large_max_side).bgr
+    clean = lossless_large(original, profile)
+    if clean is not None:
+        renditions = render_outputs(source, profile.outputs,
+                                    (fit(source, profile.outputs.large_max_side), clean))
+        return Publication(renditions, before, reason is not None, reason, gate)
+    large = large_jpeg(source, profile.outputs)
+    after = assess_quality(large[1].data, profile)
+    return Publication(render_outputs(source, profile.outputs, large), after,
+                       reason is not None, reason, gate)
 
 
 def publish(original: bytes, enhanced: np.ndarray | None, before_score: float,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.decoding import fit
 from imaging.errors import StepDeclined
 from imaging.matting import composite, full_size_alpha
 from imaging.segmentation import NO_MASK, MaskRules, ProductMask, find_mask_to_cut_with
@@ -25,6 +26,7 @@ def background(
     *,
     color: Sequence[int] = (255, 255, 255),
     rules: Mapping[str, Any] | None = None,
+    mask_side: int | None = None,
     box: Sequence[float] | None = None,
     work_side: int = 256,
     iterations: int = 3,
@@ -35,13 +37,18 @@ def background(
     ``bgr``) when given: the assessment and the gate segment that same photo.
 
     ``rules`` are :class:`~imaging.segmentation.MaskRules` fields (profile
-    ``[segmentation]``). ``box``, ``work_side`` and ``iterations`` are accepted from plans
+    ``[segmentation]``). ``mask_side``: the mask is found on ``source`` reduced to this
+    long side, the assessment's working copy (``[assessment] working_max_side``), so the
+    mask the assessment made is the one cut with (one model run per photo, not two).
+    ``box``, ``work_side`` and ``iterations`` are accepted from plans
     written for profile 1.x (GrabCut in a box) and no longer used: a box cut garments off.
     """
     fill = color_bgr(color)
     del box, work_side, iterations
     if source is None or source.shape != bgr.shape:
         source = bgr
+    if mask_side is not None:
+        source = fit(source, int(mask_side))
     mask = find_mask_to_cut_with(source, mask_rules(rules))
     alpha = trusted_alpha(mask, bgr)
     return composite(bgr, alpha, fill)
