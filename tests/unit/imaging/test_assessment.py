@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from imaging.assessment import assess_quality
+from imaging.assessment import assess_quality, working_decoded
+from imaging.decoding import decode_image
 from imaging.samples import add_noise, blur, darken, render_product_scene
 from profiles import load_profile
 
@@ -57,3 +58,22 @@ def test_report_is_deterministic_and_carries_the_subject_in_original_pixels():
     x0, y0, x1, y1 = a.subject["box"]
     assert a.subject["method"] == "backdrop"
     assert 0 <= x0 < x1 <= 2400 and 0 <= y0 < y1 <= 1800
+
+
+@pytest.mark.parametrize("size", [(400, 300), (1155, 866), (1600, 1200)])
+def test_the_working_copy_made_from_a_full_size_decode_equals_a_decode_at_working_size(size):
+    scene = render_product_scene(np.random.default_rng(4), product="mug", background="wood",
+                                 width=size[0], height=size[1])
+    data = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    full = decode_image(data, PROFILE.outputs.large_max_side)
+    made = working_decoded(full, PROFILE)
+    direct = decode_image(data, PROFILE.assessment.working_max_side)
+    assert np.array_equal(made.bgr, direct.bgr)
+    assert (made.original_width, made.original_height) == size
+
+
+def test_no_working_copy_is_made_from_a_reduced_decode():
+    scene = render_product_scene(np.random.default_rng(4), product="mug", background="wood",
+                                 width=2400, height=1800)
+    data = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    assert working_decoded(decode_image(data, PROFILE.outputs.large_max_side), PROFILE) is None
