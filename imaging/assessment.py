@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from imaging.decoding import DecodedImage, decode_image, fit
+from imaging.decoding import DecodedImage, decode_image, fit, fitted_size
 from imaging.metrics import QualityMetrics, locate_product, measure
 from imaging.profile import Profile
 from imaging.scoring import Judgement, judge
@@ -31,8 +31,8 @@ class QualityReport:
 
 def working_size(width: int, height: int, profile: Profile) -> tuple[float, tuple[int, int]]:
     """The scale factor and (width, height) at which a photo of this size is assessed."""
-    factor = min(1.0, profile.assessment.working_max_side / max(width, height))
-    return factor, (max(1, round(width * factor)), max(1, round(height * factor)))
+    side = profile.assessment.working_max_side
+    return min(1.0, side / max(width, height)), fitted_size(width, height, side)
 
 
 def working_copy(bgr: np.ndarray, profile: Profile) -> np.ndarray:

@@ -59,6 +59,12 @@ def decode_image(data: bytes, max_side: int | None = None) -> DecodedImage:
     return DecodedImage(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), width, height)
 
 
+def fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) with the long side at most ``max_side``, the aspect kept."""
+    factor = min(1.0, max_side / max(width, height))
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
 def fit(image: np.ndarray, max_side: int) -> np.ndarray:
     """``image`` area-reduced so its long side is at most ``max_side`` (itself if it fits).
     Every reduced copy is made this one way (the assessment's working copy, renditions,
@@ -66,9 +72,7 @@ def fit(image: np.ndarray, max_side: int) -> np.ndarray:
     h, w = image.shape[:2]
     if max(h, w) <= max_side:
         return image
-    factor = max_side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
-                      interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, fitted_size(w, h, max_side), interpolation=cv2.INTER_AREA)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

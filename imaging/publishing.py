@@ -31,7 +31,7 @@ from PIL import Image
 
 from imaging.assessment import QualityReport, assess_quality, decoded_pixels, working_copy
 from imaging.clean_jpeg import strip_jpeg_metadata
-from imaging.decoding import decode_image, fit
+from imaging.decoding import decode_image
 from imaging.encoding import Rendition, large_jpeg, render_outputs
 from imaging.enhancement import apply_plan
 from imaging.ops.background import color_bgr
@@ -177,8 +177,8 @@ def publish_original(original: bytes, profile: Profile, reason: str | None,
         source = decode_image(original, profile.outputs.large_max_side).bgr
     clean = lossless_large(original, profile)
     if clean is not None:
-        renditions = render_outputs(source, profile.outputs,
-                                    (fit(source, profile.outputs.large_max_side), clean))
+        # It fits the large size, so ``source`` is the large rendition's pixels.
+        renditions = render_outputs(source, profile.outputs, (source, clean))
         return Publication(renditions, before, reason is not None, reason, gate)
     large = large_jpeg(source, profile.outputs)
     after = assess_quality(large[1].data, profile)
