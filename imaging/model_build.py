@@ -107,6 +107,10 @@ def build_int8_model(source: Path, target: Path) -> None:
             str(prepared), str(built), Scenes(),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            # 7-bit weights: on CPUs without VNNI (AVX2 only) the u8 x s8 products are
+            # summed in pairs into int16 and saturate, so the same file gave other masks
+            # there than on VNNI machines; with one bit less they cannot overflow.
+            reduce_range=True,
             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=_FLOAT_NODES,
             extra_options={"CalibStridedMinMax": _CALIBRATION_STRIDE})
         quantized = onnx.load(str(built))

@@ -16,12 +16,13 @@ the background. Two sources, cheap first:
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
 backdrop model is not confident, and callers leave the background alone with the reason.
-A mask a background is cut with also gets three more looks: :func:`backdrop_look` for
-backdrop the network kept inside the outline (a door between a dress's arm and body),
-:func:`second_look` at any faint part hanging on it (a handle the network half sees at
-256 px would be cut away if thresholded) and :func:`mirrored_look`, the same network on
-the mirrored photo (a lamp whose white shade it misses in one orientation and sees in
-the other).
+A mask a background is cut with also gets four more looks: :func:`unsure_piece_look`
+for a thick piece the network half sees (published, it would be a ghost),
+:func:`backdrop_look` for backdrop the network kept inside the outline (a door between a
+dress's arm and body), :func:`second_look` at any faint part hanging on it (a handle the
+network half sees at 256 px would be cut away if thresholded) and :func:`mirrored_look`,
+the same network on the mirrored photo (a lamp whose white shade it misses in one
+orientation and sees in the other).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ UNSURE_MATTE = "unsure_matte"
 DISAGREES = "disagrees"
 NO_MASK = "no_mask"
 BACKDROP_INSIDE = "backdrop_inside"
+UNSURE_PART = "unsure_part"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class MaskRules:
     max_mirrored_dispute: float = 0.2  # solid in one orientation, out in the other
     hue_chroma: float = 12.0       # Lab chroma from which a pixel's hue counts
     max_backdrop_inside: float = 0.002  # backdrop-hued piece by the outline (per product px)
+    max_unsure_piece: float = 0.012  # thick piece of soft (0.2-0.8) pixels (per product px)
 
     def __post_init__(self) -> None:
         checks = {
@@ -87,6 +90,7 @@ class MaskRules:
             "mirrored_below_area": 0.0 <= self.mirrored_below_area <= 1.0,
             "hue_chroma": 0.0 <= self.hue_chroma <= 128.0,
             "max_backdrop_inside": 0.0 <= self.max_backdrop_inside <= 1.0,
+            "max_unsure_piece": 0.0 <= self.max_unsure_piece <= 1.0,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
@@ -120,6 +124,7 @@ class ProductMask:
     disputed: float | None = None  # see :func:`second_look`; None when not asked
     mirrored_dispute: float | None = None  # see :func:`mirrored_look`; None when not asked
     backdrop_inside: float | None = None  # see :func:`backdrop_look`; None when not asked
+    unsure_piece: float | None = None  # see :func:`unsure_piece_look`; None when not asked
 
     def summary(self) -> dict:
         """What events carry about the mask (no pixels)."""
@@ -167,7 +172,7 @@ class _SalientObjectModel:
 FLOAT_MODEL_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
 #: Bumped whenever :mod:`imaging.model_build` changes what it builds (a new file name, so
 #: an environment never runs a stale build).
-INT8_RECIPE = 2
+INT8_RECIPE = 3
 
 
 def float_model_path() -> Path:
@@ -388,6 +393,45 @@ def backdrop_look(mask: ProductMask, small: np.ndarray, rules: MaskRules) -> Pro
                           "the backdrop's colour and not the product's")
 
 
+#: Diameter (px on the work copy) of the disc a soft piece must hold to count: the soft
+#: band every outline has is thinner and is opened away.
+_THICK_SOFT = 5
+
+
+def unsure_piece(alpha: np.ndarray) -> float:
+    """The largest thick piece of soft pixels (0.2 < alpha < 0.8), per product pixel.
+
+    The network's outline is soft over a pixel or two everywhere, and ``max_unsure``
+    bounds that band over the whole outline. A thick soft piece is something else: a part
+    the network half sees (a sleeve's cuff in sunlight on a floor of nearly its colour,
+    a hanger, a lace hem over a dark sheet). Cut with, it is published half transparent:
+    a ghost of the part, or of the backdrop beside it.
+    """
+    product = int(np.count_nonzero(alpha > 0.5))
+    if product == 0:
+        return 0.0
+    soft = ((alpha > 0.2) & (alpha < 0.8)).astype(np.uint8)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_THICK_SOFT, _THICK_SOFT))
+    thick = cv2.morphologyEx(soft, cv2.MORPH_OPEN, disc)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(thick, connectivity=8)
+    if count <= 1:
+        return 0.0
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / product
+
+
+def unsure_piece_look(mask: ProductMask, rules: MaskRules) -> ProductMask:
+    """Refuse a confident mask with a thick soft piece (:func:`unsure_piece` above
+    ``max_unsure_piece``). Costs well under a millisecond, no model run."""
+    if not mask.confident:
+        return mask
+    share = unsure_piece(mask.alpha)
+    if share <= rules.max_unsure_piece:
+        return replace(mask, unsure_piece=share)
+    return replace(mask, confident=False, reason=UNSURE_PART, unsure_piece=share,
+                   detail=f"a piece of {share:.1%} of the product is neither clearly in "
+                          "nor out: it would be published half transparent")
+
+
 def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
     """The backdrop model's mask as a soft alpha at ``shape`` (None when it has none)."""
     if subject.mask is None:
@@ -458,9 +502,10 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
 
 def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | None:
     """:func:`find_product_mask` for replacing the background: the mask gets its
-    :func:`backdrop_look`, :func:`second_look` and :func:`mirrored_look` here (the
-    assessment's subject region and the gate do not need them, so only photos whose
-    background is replaced pay; cached too: finalize may make a result twice)."""
+    :func:`unsure_piece_look`, :func:`backdrop_look`, :func:`second_look` and
+    :func:`mirrored_look` here (the assessment's subject region and the gate do not need
+    them, so only photos whose background is replaced pay; cached too: finalize may make
+    a result twice)."""
     mask = find_product_mask(bgr, rules)
     if mask is None or mask.method != "model":
         return mask
@@ -469,7 +514,7 @@ def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | No
     cached = _cached(key)
     if cached is not None:
         return cached
-    mask = backdrop_look(mask, small, rules)
+    mask = backdrop_look(unsure_piece_look(mask, rules), small, rules)
     mask = mirrored_look(second_look(mask, small, rules), small, rules)
     _remember(key, mask)
     return mask

@@ -15,7 +15,7 @@ def _default_data() -> dict:
 
 def test_default_profile_carries_the_seed_numbers():
     profile = load_profile("default")
-    assert profile.ref == {"name": "default", "version": "2.5.0"}
+    assert profile.ref == {"name": "default", "version": "2.6.0"}
     assert profile.issues.blurry_below == 100
     assert profile.issues.brightness_deviation_above == 40
     assert profile.issues.low_resolution_below == 800
@@ -57,8 +57,8 @@ def test_operator_folder_is_searched_first(tmp_path):
     text = (resources.files("profiles") / "default.toml").read_text()
     (tmp_path / "strict.toml").write_text(
         text.replace('name = "default"', 'name = "strict"')
-            .replace('version = "2.5.0"', 'version = "2.6.0"'))
-    assert load_profile("strict", tmp_path).ref == {"name": "strict", "version": "2.6.0"}
+            .replace('version = "2.6.0"', 'version = "2.7.0"'))
+    assert load_profile("strict", tmp_path).ref == {"name": "strict", "version": "2.7.0"}
     (tmp_path / "bad.toml").write_text("name = [")
     with pytest.raises(ConfigurationError, match="not valid TOML"):
         load_profile("bad", tmp_path)
