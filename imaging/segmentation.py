@@ -16,13 +16,14 @@ the background. Two sources, cheap first:
 A mask is then judged by :func:`judge_mask`: a mask that is fragmented, touches the frame,
 is too small or too large, is unsure along much of its outline, or disagrees with the
 backdrop model is not confident, and callers leave the background alone with the reason.
-A mask a background is cut with also gets four more looks: :func:`unsure_piece_look`
+A mask a background is cut with also gets five more looks: :func:`unsure_piece_look`
 for a thick piece the network half sees (published, it would be a ghost),
-:func:`backdrop_look` for backdrop the network kept inside the outline (a door between a
-dress's arm and body), :func:`second_look` at any faint part hanging on it (a handle the
-network half sees at 256 px would be cut away if thresholded) and :func:`mirrored_look`,
-the same network on the mirrored photo (a lamp whose white shade it misses in one
-orientation and sees in the other).
+:func:`missed_part_look` for a piece in the product's colours just outside the mask (a
+sleeve the network missed outright), :func:`backdrop_look` for backdrop the network
+kept inside the outline (a door between a dress's arm and body), :func:`second_look` at
+any faint part hanging on it (a handle the network half sees at 256 px would be cut away
+if thresholded) and :func:`mirrored_look`, the same network on the mirrored photo (a lamp
+whose white shade it misses in one orientation and sees in the other).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ DISAGREES = "disagrees"
 NO_MASK = "no_mask"
 BACKDROP_INSIDE = "backdrop_inside"
 UNSURE_PART = "unsure_part"
+MISSED_PART = "missed_part"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class MaskRules:
     hue_chroma: float = 12.0       # Lab chroma from which a pixel's hue counts
     max_backdrop_inside: float = 0.002  # backdrop-hued piece by the outline (per product px)
     max_unsure_piece: float = 0.012  # thick piece of soft (0.2-0.8) pixels (per product px)
+    max_missed_part: float = 0.01  # product-coloured piece just outside (per product px)
 
     def __post_init__(self) -> None:
         checks = {
@@ -91,6 +94,7 @@ class MaskRules:
             "hue_chroma": 0.0 <= self.hue_chroma <= 128.0,
             "max_backdrop_inside": 0.0 <= self.max_backdrop_inside <= 1.0,
             "max_unsure_piece": 0.0 <= self.max_unsure_piece <= 1.0,
+            "max_missed_part": 0.0 <= self.max_missed_part <= 1.0,
             "max_disputed": 0.0 <= self.max_disputed <= 1.0,
             "min_area": 0.0 <= self.min_area < self.max_area <= 1.0,
             "max_frame_touch": 0.0 <= self.max_frame_touch <= 1.0,
@@ -125,6 +129,7 @@ class ProductMask:
     mirrored_dispute: float | None = None  # see :func:`mirrored_look`; None when not asked
     backdrop_inside: float | None = None  # see :func:`backdrop_look`; None when not asked
     unsure_piece: float | None = None  # see :func:`unsure_piece_look`; None when not asked
+    missed_part: float | None = None  # see :func:`missed_part_look`; None when not asked
 
     def summary(self) -> dict:
         """What events carry about the mask (no pixels)."""
@@ -432,6 +437,71 @@ def unsure_piece_look(mask: ProductMask, rules: MaskRules) -> ProductMask:
                           "nor out: it would be published half transparent")
 
 
+#: Width (px on the work copy) of the ring just outside the outline where a missed part
+#: is looked for, and how many times likelier a colour must be in the product than in
+#: that ring to count as the product's.
+_MISSED_RING, _LIKELIER = 20, 4.0
+
+
+def _colour_bins(small: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each pixel's coarse Lab colour (8 lightness x 16 x 16 chroma bins)."""
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    index = ((lab[..., 0] // 32).astype(np.int32) * 16 + lab[..., 1] // 16) * 16 \
+        + lab[..., 2] // 16
+    return index, 8 * 16 * 16
+
+
+def missed_part(small: np.ndarray, alpha: np.ndarray) -> float:
+    """The largest piece just outside the mask, attached to it, in colours the product's
+    inside has at least :data:`_LIKELIER` times as often as the ring of backdrop around
+    it, per product pixel.
+
+    The network sometimes misses part of the product outright (a grey sleeve on a red
+    sheet, a navy hem on a grey carpet): the mask is solid and confident, and cut with,
+    that part is gone. Its colours give it away where they differ from the backdrop's;
+    where product and backdrop share their colours nothing is flagged.
+    """
+    solid = (alpha > 0.5).astype(np.uint8)
+    product = int(np.count_nonzero(solid))
+    if product == 0:
+        return 0.0
+    index, count = _colour_bins(small)
+    inside = cv2.erode(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    ring = (cv2.dilate(solid, cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * _MISSED_RING + 1,) * 2)) > 0) & (alpha < 0.2)
+    inside_count, ring_count = int(np.count_nonzero(inside)), int(np.count_nonzero(ring))
+    if inside_count < 100 or ring_count < 100:
+        return 0.0
+    in_product = (np.bincount(index[inside], minlength=count) + 0.5) / inside_count
+    in_ring = (np.bincount(index[ring], minlength=count) + 0.5) / ring_count
+    likely = ((in_product[index] > _LIKELIER * in_ring[index]) & ring).astype(np.uint8)
+    likely = cv2.morphologyEx(likely, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (3, 3)))
+    pieces, labels, stats, _ = cv2.connectedComponentsWithStats(likely, connectivity=8)
+    if pieces <= 1:
+        return 0.0
+    near = cv2.dilate(solid, np.ones((5, 5), np.uint8)) > 0
+    attached = np.unique(labels[near & (likely > 0)])
+    attached = attached[attached > 0]
+    if attached.size == 0:
+        return 0.0
+    return float(stats[attached, cv2.CC_STAT_AREA].max()) / product
+
+
+def missed_part_look(mask: ProductMask, small: np.ndarray, rules: MaskRules) -> ProductMask:
+    """Refuse a confident mask with a piece of the product's colours just outside it
+    (:func:`missed_part` above ``max_missed_part``): cut with it, that part would be
+    gone. A few ms, no model run."""
+    if not mask.confident:
+        return mask
+    share = missed_part(small, mask.alpha)
+    if share <= rules.max_missed_part:
+        return replace(mask, missed_part=share)
+    return replace(mask, confident=False, reason=MISSED_PART, missed_part=share,
+                   detail=f"a piece of {share:.1%} of the product's size, in the product's "
+                          "colours, lies just outside the mask: it would be cut off")
+
+
 def backdrop_alpha(subject: Subject, shape: tuple[int, int]) -> np.ndarray | None:
     """The backdrop model's mask as a soft alpha at ``shape`` (None when it has none)."""
     if subject.mask is None:
@@ -502,10 +572,10 @@ def find_product_mask(bgr: np.ndarray, rules: MaskRules, subject: Subject | None
 
 def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | None:
     """:func:`find_product_mask` for replacing the background: the mask gets its
-    :func:`unsure_piece_look`, :func:`backdrop_look`, :func:`second_look` and
-    :func:`mirrored_look` here (the assessment's subject region and the gate do not need
-    them, so only photos whose background is replaced pay; cached too: finalize may make
-    a result twice)."""
+    :func:`unsure_piece_look`, :func:`missed_part_look`, :func:`backdrop_look`,
+    :func:`second_look` and :func:`mirrored_look` here (the assessment's subject region
+    and the gate do not need them, so only photos whose background is replaced pay;
+    cached too: finalize may make a result twice)."""
     mask = find_product_mask(bgr, rules)
     if mask is None or mask.method != "model":
         return mask
@@ -514,7 +584,8 @@ def find_mask_to_cut_with(bgr: np.ndarray, rules: MaskRules) -> ProductMask | No
     cached = _cached(key)
     if cached is not None:
         return cached
-    mask = backdrop_look(unsure_piece_look(mask, rules), small, rules)
+    mask = missed_part_look(unsure_piece_look(mask, rules), small, rules)
+    mask = backdrop_look(mask, small, rules)
     mask = mirrored_look(second_look(mask, small, rules), small, rules)
     _remember(key, mask)
     return mask

@@ -16,6 +16,8 @@ from imaging.segmentation import (
     find_product_mask,
     judge_mask,
     mirrored_look,
+    missed_part,
+    missed_part_look,
     second_look,
     unsure_piece,
     unsure_piece_look,
@@ -251,6 +253,52 @@ def test_a_small_soft_piece_is_tolerated():
     assert mask.confident and 0.0 < mask.unsure_piece <= RULES.max_unsure_piece
 
 
+RED_SHEET, SHADOW = (40, 60, 200), (20, 30, 100)
+
+
+def _striped_on(backdrop, missed=None, missed_colour=None):
+    """A grey-and-white striped garment (a box) on ``backdrop``, with its mask; the mask
+    leaves out ``missed`` = (y0, y1, x0, x1), painted ``missed_colour`` (the garment's
+    own stripes unless given)."""
+    photo = np.full((200, 160, 3), backdrop, np.uint8)
+    photo[30:150, 30:120] = (128, 128, 128)
+    photo[30:150:12, 30:120] = (235, 235, 235)
+    alpha = _blob(box=(30, 30, 150, 120))
+    if missed is not None:
+        y0, y1, x0, x1 = missed
+        if missed_colour is None:
+            photo[y0:y1, x0:x1] = (128, 128, 128)
+            photo[y0:y1:12, x0:x1] = (235, 235, 235)
+        else:
+            photo[y0:y1, x0:x1] = missed_colour
+    return photo, alpha
+
+
+def test_a_sleeve_the_network_missed_is_found_and_refused():
+    photo, alpha = _striped_on(RED_SHEET, missed=(60, 110, 120, 136))  # a forearm
+    share = missed_part(photo, alpha)
+    assert share == pytest.approx(50 * 16 / (120 * 90), rel=0.2)
+    mask = missed_part_look(judge_mask(alpha, RULES, "model"), photo, RULES)
+    assert not mask.confident and mask.reason == "missed_part"
+    assert mask.missed_part == share and "cut off" in mask.detail
+
+
+@pytest.mark.parametrize("missed, colour", [
+    (None, None),                       # the whole garment is in the mask
+    ((60, 110, 120, 136), SHADOW),      # a shadow beside it: the sheet's colour, darker
+    ((150, 152, 40, 110), None),        # a 2 px sliver: the outline's own blur
+])
+def test_what_is_not_a_missed_part(missed, colour):
+    photo, alpha = _striped_on(RED_SHEET, missed, colour)
+    mask = missed_part_look(judge_mask(alpha, RULES, "model"), photo, RULES)
+    assert mask.confident and mask.missed_part <= RULES.max_missed_part
+
+
+def test_a_part_in_the_backdrop_colours_cannot_be_told_and_is_not_flagged():
+    photo, alpha = _striped_on((128, 128, 128), missed=(60, 110, 120, 136))  # grey floor
+    assert missed_part(photo, alpha) == 0.0
+
+
 def _seller_photo(name):
     shared = shared_dir()
     if shared is None:
@@ -278,6 +326,14 @@ def test_a_sleeve_the_network_half_sees_leaves_the_background_alone():
     assert find_product_mask(photo, RULES).confident
     mask = find_mask_to_cut_with(photo, RULES)
     assert not mask.confident and mask.reason == "unsure_part"
+
+
+def test_a_hem_the_network_missed_leaves_the_background_alone():
+    """A navy top on a grey carpet: cut, its hem band was gone."""
+    photo = _seller_photo("t-shirt/788d20a1-ad98-46fe-b80d-af9fd32a4e0f.jpg")
+    assert find_product_mask(photo, RULES).confident
+    mask = find_mask_to_cut_with(photo, RULES)
+    assert not mask.confident and mask.reason == "missed_part"
 
 
 def _bench_scene(index):
