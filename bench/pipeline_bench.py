@@ -280,7 +280,8 @@ def start_bench_workers(label: str, pinned: bool = False, cpus: set[int] | None 
     base = Settings()
     Stack(base).up(echo=lambda _: None)
     run = uuid.uuid4().hex[:8]
-    env = {**namespace_env(label, run), "IMGSTREAM_API_KEYS": "",
+    # No keys at all (an open API), whatever the caller's shell sets: any key closes it.
+    env = {**namespace_env(label, run), "IMGSTREAM_API_KEYS": "", "IMGSTREAM_ADMIN_KEYS": "",
            "IMGSTREAM_AI_ENABLED": "false"}
     cores = sorted(os.sched_getaffinity(0))
     placement = [str(cores[i % len(cores)]) if pinned else
