@@ -1,6 +1,7 @@
 """End-to-end throughput and latency of the local path on the embedded stack.
 
     .venv/bin/python bench/pipeline_bench.py [--sellers 120] [--megapixel 120] [--rounds 3]
+                                             [--workers 2] [--idle-seconds 5]
                                              [--pinned | --stack-core]
 
 Starts two workers in a namespace of their own on the embedded stack (``stack up`` first),
@@ -14,7 +15,10 @@ and as the median of ``--rounds``, for seller-size and 1 MP photos: both rates; 
 milliseconds per photo of the pure loop and of each process of the pipeline (each worker,
 SeaweedFS, broker, MariaDB, the uploading client: where the difference goes); the
 object-store requests and Kafka messages per photo (the workers' own counters); p50/p95
-upload->completed latency at half the measured throughput. The last line sums it up for
+upload->completed latency at half the measured throughput. The stack's CPU with the
+workers up and idle (``--idle-seconds``) is measured first: the broker's share of a
+batch is mostly the workers' fetch polling, paid by the second; each set's stack CPU per
+photo is printed with the part that polling at that rate explains. The last line sums it up for
 scripts: ``pipeline: sellers X/s, 1MP Y/s; pure: sellers A/s, 1MP B/s; worker/pure CPU
 R; stack CPU S ms/photo`` (stack: object store + broker + database). Workers float
 over the cores (the OS balances their image threads);
@@ -330,9 +334,20 @@ def worker_counters(urls: list[str]) -> dict[str, float]:
     return totals
 
 
+def idle_stack_rate(worker_pids: set[int], seconds: float) -> float:
+    """The stack's CPU ms per second while the workers are up and idle: their fetch
+    polling (docs/decisions/0004), which a batch pays by the second, not by the photo."""
+    before = cpu_by_group(worker_pids)
+    started = time.monotonic()
+    time.sleep(seconds)  # measuring an interval, not waiting for a condition
+    after = cpu_by_group(worker_pids)
+    used = sum(after.get(g, 0.0) - before.get(g, 0.0) for g in STACK_GROUPS)
+    return used * 1000 / (time.monotonic() - started)
+
+
 def measure_round(urls: list[str], settings: Settings, photos: list[bytes], label: str,
-                  worker_pids: set[int], pure_cpus: set[int] | None = None
-                  ) -> dict[str, Any]:
+                  worker_pids: set[int], pure_cpus: set[int] | None = None,
+                  idle_ms_per_s: float = 0.0) -> dict[str, Any]:
     """One pipeline batch between two runs of the pure loop (their rates are averaged):
     rates, CPU per photo by process group, requests and messages per photo."""
     pure_before, cpu_before = pure_rate(photos, pure_cpus)
@@ -340,6 +355,7 @@ def measure_round(urls: list[str], settings: Settings, photos: list[bytes], labe
     counters_before = worker_counters(urls)
     pipeline, steady, _ = run_batch(urls, settings, photos, label)
     after = cpu_by_group(worker_pids)
+    seconds = len(photos) / pipeline
     counters = {k: (v - counters_before[k]) / len(photos)
                 for k, v in worker_counters(urls).items()}
     used = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / len(photos) for g in after}
@@ -350,7 +366,8 @@ def measure_round(urls: list[str], settings: Settings, photos: list[bytes], labe
     return {"pipeline": pipeline, "pure": (pure_before + pure_after) / 2, "steady": steady,
             "spent": spent, "pure_cpu_ms": (cpu_before + cpu_after) / 2 * 1000,
             "worker_cpu_ms": used.get("workers", 0.0),
-            "stack_cpu_ms": sum(used.get(g, 0.0) for g in STACK_GROUPS), **counters}
+            "stack_cpu_ms": sum(used.get(g, 0.0) for g in STACK_GROUPS),
+            "stack_idle_ms": idle_ms_per_s * seconds / len(photos), **counters}
 
 
 def main() -> None:
@@ -360,6 +377,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, choices=(1, 2, 3), default=2,
                         help="worker processes (scaling out: compare 1 with 2)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="how long to measure the stack's CPU with the workers idle")
     parser.add_argument("--pinned", action="store_true",
                         help="pin worker i to core i, as process i of the pure loop "
                              "(default: the OS places the workers' threads)")
@@ -391,6 +410,9 @@ def main() -> None:
               f"fetch wait {settings.fetch_max_wait_ms} ms; {args.rounds} rounds; "
               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
         worker_pids = {w.process.pid for w in workers}
+        idle = idle_stack_rate(worker_pids, args.idle_seconds)
+        print(f"idle: the stack spends {idle:.0f} ms of CPU per second with the workers up "
+              f"and idle (their fetch polling)")
         results: dict[str, dict[str, float]] = {}
         for label, photos in sets.items():
             tag = label.replace(" ", "")
@@ -399,7 +421,7 @@ def main() -> None:
             rounds = []
             for r in range(args.rounds):
                 m = measure_round(urls, settings, photos, f"{tag}-r{r}", worker_pids,
-                                  worker_cpus)
+                                  worker_cpus, idle)
                 rounds.append(m)
                 print(f"{label:12s} round {r + 1}: pipeline {m['pipeline']:5.2f} photos/s "
                       f"(steady state {m['steady']:5.2f}), pure loop {m['pure']:5.2f}")
@@ -410,7 +432,7 @@ def main() -> None:
                       f"{m['messages consumed']:.1f} consumed")
             median = {k: statistics.median(m[k] for m in rounds)
                       for k in ("pipeline", "pure", "pure_cpu_ms", "worker_cpu_ms",
-                                "stack_cpu_ms")}
+                                "stack_cpu_ms", "stack_idle_ms")}
             rate = median["pipeline"]
             _, _, latencies = run_batch(urls, settings, photos, tag + "-half", rate=rate / 2)
             cut = statistics.quantiles(latencies, n=20)
@@ -419,7 +441,8 @@ def main() -> None:
                   f"{median['pure']:.2f}; worker CPU {median['worker_cpu_ms']:.0f} ms/photo "
                   f"vs pure {median['pure_cpu_ms']:.0f} "
                   f"({median['worker_cpu_ms'] / median['pure_cpu_ms']:.2f}x); stack "
-                  f"{median['stack_cpu_ms']:.0f} ms/photo")
+                  f"{median['stack_cpu_ms']:.0f} ms/photo, of which ~"
+                  f"{median['stack_idle_ms']:.0f} is polling at the idle rate")
             print(f"{'':12s} at half load ({rate / 2:.1f}/s): upload->completed "
                   f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
                   f"p95 {median['p95_ms']:.0f} ms")
