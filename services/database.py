@@ -1,7 +1,8 @@
 """MySQL / MariaDB access through an asyncmy pool, and the migration runner.
 
-Transient faults (server gone, connection refused, deadlock, lock wait timeout) become
-:class:`ServiceUnavailable` so callers retry; anything else is a :class:`PermanentError`.
+Transient faults (server gone, connection refused or dropped, deadlock, lock wait timeout)
+become :class:`ServiceUnavailable` so callers retry; anything else is a
+:class:`PermanentError`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import asyncmy
 from asyncmy.cursors import DictCursor
-from asyncmy.errors import MySQLError, OperationalError
+from asyncmy.errors import InterfaceError, MySQLError, OperationalError
 
 from imaging.errors import ConfigurationError, PermanentError, ServiceUnavailable
 from streams.settings import Settings
@@ -119,6 +120,10 @@ async def _wrapped(what: str) -> AsyncIterator[None]:
         if code in _TRANSIENT_CODES:
             raise ServiceUnavailable(f"database {what}: {exc}") from exc
         raise PermanentError(f"database {what}: {exc}") from exc
+    except InterfaceError as exc:
+        # A pooled connection the server or the network dropped ("Not connected"): the
+        # pool discards it on release, so the retry gets a new one.
+        raise ServiceUnavailable(f"database {what}: {exc}") from exc
     except MySQLError as exc:
         raise PermanentError(f"database {what}: {exc}") from exc
     except (OSError, TimeoutError) as exc:
