@@ -34,12 +34,9 @@ _RETRYABLE_CODES = {
     "InternalFailure",
     "RequestTimeout",
 }
-_CONNECTION_ERRORS = (
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
-)
+# Every way the HTTP exchange itself can fail: connecting (refused, timed out, proxy,
+# TLS) and the exchange (closed, reset or aborted connection, read timeout).
+_CONNECTION_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 
 
 class InvalidationsBusy(RetryableError):
