@@ -38,6 +38,7 @@ from services.bedrock_requests import (
     parse_response,
     sniff_format,
 )
+from services.botocore_errors import TRANSPORT_ERRORS
 from services.model_catalog import ModelCatalog, ModelEntry
 from services.object_store import ObjectStore
 from streams.metrics import AI_CACHE, BEDROCK_CALL_SECONDS, BEDROCK_CALLS, BEDROCK_RETRIES
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 # Concurrent InvokeModel calls per process (threads and pooled HTTP connections).
 CALL_THREADS = 16
 _PLACEHOLDER_CREDENTIALS = ("imgstream-local", "imgstream-local-secret")
-# Transport failures; bedrock_requests.classify decides by name which ones are retried.
-_TRANSPORT_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ class BedrockClient:
                 code = str(error.get("Code") or "Unknown")
                 message = str(error.get("Message") or exc)
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:  # bedrock_requests.classify decides by name
                 code, message, status = type(exc).__name__, str(exc), None
             else:
                 try:

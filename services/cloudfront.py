@@ -17,6 +17,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from imaging.errors import ConfigurationError, PermanentError, RetryableError, ServiceUnavailable
+from services.botocore_errors import TRANSPORT_ERRORS
 from streams.settings import Settings
 
 # Only used against an endpoint override (moto checks no credentials); never for AWS.
@@ -34,9 +35,6 @@ _RETRYABLE_CODES = {
     "InternalFailure",
     "RequestTimeout",
 }
-# Every way the HTTP exchange itself can fail: connecting (refused, timed out, proxy,
-# TLS) and the exchange (closed, reset or aborted connection, read timeout).
-_CONNECTION_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 
 
 class InvalidationsBusy(RetryableError):
@@ -190,7 +188,7 @@ class CloudFront:
             # BatchTooLarge, InvalidArgument, InconsistentQuantities, NoSuchDistribution,
             # AccessDenied, InvalidationBatchAlreadyExists...: retrying cannot help.
             raise PermanentError(f"cloudfront: {code}: {message}") from exc
-        except _CONNECTION_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise ServiceUnavailable(f"cloudfront unreachable: {exc}") from exc
 
 

@@ -24,6 +24,7 @@ from botocore.config import Config
 from obstore.store import S3Store
 
 from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
+from services.botocore_errors import TRANSPORT_ERRORS
 from services.object_cache import ObjectCache
 from streams.metrics import OBJECT_REQUESTS
 from streams.settings import Settings
@@ -316,12 +317,7 @@ async def _admin(fn, /, *args, **kwargs):
         if code in _RETRYABLE_CODES:
             raise ServiceUnavailable(f"object store: {code}: {message}") from exc
         raise PermanentError(f"object store: {code}: {message}") from exc
-    except (
-        botocore.exceptions.EndpointConnectionError,
-        botocore.exceptions.ConnectionClosedError,
-        botocore.exceptions.ReadTimeoutError,
-        botocore.exceptions.ConnectTimeoutError,
-    ) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise ServiceUnavailable(f"object store unreachable: {exc}") from exc
 
 

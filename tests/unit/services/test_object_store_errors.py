@@ -1,10 +1,13 @@
 """How obstore's failures map onto the project's error classes."""
 
+import asyncio
+
+import botocore.exceptions
 import obstore.exceptions
 import pytest
 
 from imaging.errors import ObjectMissing, PermanentError, ServiceUnavailable
-from services.object_store import ObjectUri, _wrapped
+from services.object_store import ObjectUri, _admin, _wrapped
 
 URI = ObjectUri("b", "k.jpg")
 
@@ -33,3 +36,20 @@ def test_error_classes(exc, expected):
 def test_only_the_first_line_of_a_message_is_kept():
     wrapped = _wrapped(obstore.exceptions.GenericError("boom\n<?xml ...>"), URI)
     assert "xml" not in str(wrapped)
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"), ServiceUnavailable),
+    (botocore.exceptions.HTTPClientError(error="('Connection aborted.', "
+                                               "RemoteDisconnected())"), ServiceUnavailable),
+    (botocore.exceptions.ClientError({"Error": {"Code": "NoSuchBucket", "Message": "m"}},
+                                     "HeadBucket"), ObjectMissing),
+    (botocore.exceptions.ClientError({"Error": {"Code": "AccessDenied", "Message": "m"}},
+                                     "CreateBucket"), PermanentError),
+])
+def test_bucket_call_error_classes(exc, expected):
+    def fail():
+        raise exc
+
+    with pytest.raises(expected):
+        asyncio.run(_admin(fail))
