@@ -391,11 +391,18 @@ def backdrop_look(mask: ProductMask, small: np.ndarray, rules: MaskRules) -> Pro
     if not mask.confident:
         return mask
     share = backdrop_inside(small, mask.alpha, rules.hue_chroma)
-    if share <= rules.max_backdrop_inside:
-        return replace(mask, backdrop_inside=share)
-    return replace(mask, confident=False, reason=BACKDROP_INSIDE, backdrop_inside=share,
-                   detail=f"a piece of {share:.1%} of the product, by its outline, has "
-                          "the backdrop's colour and not the product's")
+    return _refused_above(mask, "backdrop_inside", share, rules.max_backdrop_inside,
+                          BACKDROP_INSIDE, f"a piece of {share:.1%} of the product, by its "
+                          "outline, has the backdrop's colour and not the product's")
+
+
+def _refused_above(mask: ProductMask, measure: str, share: float, limit: float,
+                   reason: str, detail: str) -> ProductMask:
+    """``mask`` with ``share`` recorded as ``measure``; no longer confident, for
+    ``reason``, when ``share`` is above ``limit``."""
+    if share <= limit:
+        return replace(mask, **{measure: share})
+    return replace(mask, confident=False, reason=reason, detail=detail, **{measure: share})
 
 
 #: Diameter (px on the work copy) of the disc a soft piece must hold to count: the soft
@@ -430,10 +437,8 @@ def unsure_piece_look(mask: ProductMask, rules: MaskRules) -> ProductMask:
     if not mask.confident:
         return mask
     share = unsure_piece(mask.alpha)
-    if share <= rules.max_unsure_piece:
-        return replace(mask, unsure_piece=share)
-    return replace(mask, confident=False, reason=UNSURE_PART, unsure_piece=share,
-                   detail=f"a piece of {share:.1%} of the product is neither clearly in "
+    return _refused_above(mask, "unsure_piece", share, rules.max_unsure_piece, UNSURE_PART,
+                          f"a piece of {share:.1%} of the product is neither clearly in "
                           "nor out: it would be published half transparent")
 
 
@@ -495,10 +500,8 @@ def missed_part_look(mask: ProductMask, small: np.ndarray, rules: MaskRules) -> 
     if not mask.confident:
         return mask
     share = missed_part(small, mask.alpha)
-    if share <= rules.max_missed_part:
-        return replace(mask, missed_part=share)
-    return replace(mask, confident=False, reason=MISSED_PART, missed_part=share,
-                   detail=f"a piece of {share:.1%} of the product's size, in the product's "
+    return _refused_above(mask, "missed_part", share, rules.max_missed_part, MISSED_PART,
+                          f"a piece of {share:.1%} of the product's size, in the product's "
                           "colours, lies just outside the mask: it would be cut off")
 
 
